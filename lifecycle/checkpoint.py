@@ -1,0 +1,146 @@
+"""Checkpoints: written whole or not at all, verified when read, and never unpickled.
+
+``checkpoint-<step>/`` holds ``model.safetensors``, ``optimizer.pt`` / ``scheduler.pt`` (tensors and
+plain containers only, read with ``torch.load(weights_only=True)``), ``trainer_state.json`` and
+``manifest.json`` (size and sha256 of every other file). It is assembled in a hidden temporary folder,
+fsynced, then renamed into place, so a crash mid-save leaves the previous checkpoint the newest valid one.
+This module imports torch lazily: ``lifecycle inspect`` verifies checkpoints without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CheckpointError",
+    "MANIFEST",
+    "STATE_FILE",
+    "WEIGHTS_FILE",
+    "list_checkpoints",
+    "newest_valid_checkpoint",
+    "rotate_checkpoints",
+    "verify_checkpoint",
+    "write_checkpoint",
+]
+
+PREFIX = "checkpoint-"
+MANIFEST = "manifest.json"
+STATE_FILE = "trainer_state.json"
+WEIGHTS_FILE = "model.safetensors"
+_STEP = re.compile(rf"^{PREFIX}(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is incomplete, damaged or unsafe; the message names the file."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[Path], None]) -> Path:
+    """Create ``output_dir/checkpoint-<step>`` atomically; ``write_files(folder)`` fills it."""
+    root = Path(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{step}"
+    tmp = root / f".{PREFIX}{step}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write_files(tmp)
+    files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest = {
+        "format": 1,
+        "step": step,
+        "files": {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    for p in tmp.iterdir():
+        _fsync(p)
+    _fsync(tmp)
+    if final.exists():  # the same step saved again: keep the old one until the new one is in place
+        old = root / f".{PREFIX}{step}.old-{os.getpid()}"
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+    _fsync(root)
+    return final
+
+
+def verify_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The manifest of a complete, undamaged checkpoint; :class:`CheckpointError` names what is wrong."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: not a checkpoint folder")
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{manifest_path}: missing (the checkpoint is incomplete)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    for name, expected in files.items():
+        file = folder / name
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing")
+        if file.stat().st_size != expected["size"]:
+            raise CheckpointError(f"{file}: size {file.stat().st_size}, manifest says {expected['size']}")
+        if _sha256(file) != expected["sha256"]:
+            raise CheckpointError(f"{file}: sha256 does not match the manifest (damaged)")
+    return manifest  # type: ignore[no-any-return]
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """``checkpoint-<step>`` folders in ``output_dir``, oldest step first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def newest_valid_checkpoint(output_dir: str | Path, warn: Callable[[str], None]) -> Path | None:
+    """The newest checkpoint that verifies; each damaged one skipped on the way is reported."""
+    for folder in reversed(list_checkpoints(output_dir)):
+        try:
+            verify_checkpoint(folder)
+        except CheckpointError as exc:
+            warn(f"skipping damaged checkpoint: {exc}")
+            continue
+        return folder
+    return None
+
+
+def rotate_checkpoints(output_dir: str | Path, limit: int | None, keep: set[Path]) -> list[Path]:
+    """Delete the oldest checkpoints beyond ``limit``, never one in ``keep``; returns what was removed."""
+    if limit is None:
+        return []
+    folders = list_checkpoints(output_dir)
+    kept = {p.resolve() for p in keep}
+    removable = [p for p in folders if p.resolve() not in kept]
+    excess = len(folders) - limit
+    removed = removable[: max(0, excess)]
+    for p in removed:
+        shutil.rmtree(p, ignore_errors=True)
+    return removed
