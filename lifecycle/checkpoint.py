@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CheckpointError",
     "MANIFEST",
     "STATE_FILE",
     "WEIGHTS_FILE",
+    "CheckpointError",
     "list_checkpoints",
     "newest_valid_checkpoint",
     "rotate_checkpoints",

@@ -40,7 +40,14 @@ class Runner(Protocol):
 class Edge:
     __slots__ = ("guard", "label", "name", "steps", "target")
 
-    def __init__(self, name: str, guard: Callable[..., bool] | None, target: Node | None, steps: tuple[Step, ...], label: str):
+    def __init__(
+        self,
+        name: str,
+        guard: Callable[..., bool] | None,
+        target: Node | None,
+        steps: tuple[Step, ...],
+        label: str,
+    ):
         self.name = name
         self.guard = guard
         self.target = target
@@ -83,7 +90,9 @@ class Dispatcher:
         """Take transition ``name`` from the current state, then run until a rest state."""
         runner = self.runner
         for edge in self.node.edges:
-            if edge.name == name and (edge.guard is None or edge.guard(runner.state, runner.control, runner.args)):
+            if edge.name == name and (
+                edge.guard is None or edge.guard(runner.state, runner.control, runner.args)
+            ):
                 self._run(edge)
                 return
         raise LifecycleError(f"no transition {name!r} can be taken from state {self.node.name!r}")
@@ -107,7 +116,12 @@ class Dispatcher:
             state = runner.state
             state.position.lifecycle_state = node.name
             if node.action is not None:
-                node.action()
+                try:
+                    node.action()
+                except Exception as exc:
+                    where = f"{node.name!r} ({_owner(node.action)})"
+                    _note(exc, f"in lifecycle state {where} at global_step {state.global_step}")
+                    raise
                 state = runner.state
             if node.rest:
                 return
@@ -143,7 +157,7 @@ class Dispatcher:
             raise LifecycleError(
                 f"state {state!r}: entry action {action!r} is not a method of {type(self.runner).__name__}"
             )
-        return method  # type: ignore[no-any-return]
+        return method
 
     def _edge(self, t: Transition, handlers: tuple[Step, ...]) -> Edge:
         steps: list[Step] = []
@@ -160,7 +174,9 @@ class Dispatcher:
         steps.extend(handlers)
         guard = describe_guard(t.guard)
         label = f"{t.name!r} ({t.source} -> {t.dest or t.source}{' [' + guard + ']' if guard else ''})"
-        return Edge(t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label)
+        return Edge(
+            t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label
+        )
 
     def _bind(self, name: str, callbacks: Iterable[object]) -> tuple[Step, ...]:
         bound: list[Step] = []
@@ -187,7 +203,6 @@ class Dispatcher:
         return []
 
 
-
 def _normalize(guard: Guard) -> Callable[..., bool] | None:
     """Every guard becomes ``fn(state, control, args) -> bool``."""
     if guard is None:
@@ -196,7 +211,7 @@ def _normalize(guard: Guard) -> Callable[..., bool] | None:
         flag = guard
 
         def flag_guard(s: Any, c: Any, a: Any) -> bool:
-            return getattr(c, flag)  # type: ignore[no-any-return]
+            return bool(getattr(c, flag))
 
         return flag_guard
     if guard_arity(guard) == 3:
@@ -207,6 +222,16 @@ def _normalize(guard: Guard) -> Callable[..., bool] | None:
         return short(s, c)
 
     return two
+
+
+def _note(exc: BaseException, text: str) -> None:
+    """Say where an entry action failed, keeping the exception's type (PEP 678 notes)."""
+    if hasattr(exc, "add_note") and text not in getattr(exc, "__notes__", ()):
+        exc.add_note(text)
+
+
+def _owner(action: Step) -> str:
+    return getattr(action, "__qualname__", repr(action))
 
 
 def _resetter(control: TrainerControl, flags: tuple[str, ...]) -> Step:
@@ -241,7 +266,9 @@ def _hf_handler(method: Callable[..., Any], runner: Runner, payload_key: str | N
     return call
 
 
-def _native_handler(fn: Callable[[Event], Any], sub: Any, runner: Runner, name: str, counts: dict[str, int]) -> Step:
+def _native_handler(
+    fn: Callable[[Event], Any], sub: Any, runner: Runner, name: str, counts: dict[str, int]
+) -> Step:
     plain = sub.every is None and sub.once is None
 
     def call() -> None:

@@ -22,6 +22,7 @@ table the trainer actually runs.
 from __future__ import annotations
 
 import inspect
+import itertools
 import keyword
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Union
@@ -31,7 +32,7 @@ import attrs
 from lifecycle.control import FLAGS
 
 GuardFn = Callable[..., bool]
-Guard = Union[str, GuardFn, None]
+Guard = Union[str, GuardFn, None]  # noqa: UP007  (a runtime alias; Python 3.10 cannot `|` a string)
 
 __all__ = ["Guard", "Lifecycle", "LifecycleError", "State", "Transition", "guard_arity"]
 
@@ -76,9 +77,7 @@ def guard_arity(guard: GuardFn) -> int:
         params = inspect.signature(guard).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: assume the short form
         return 2
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 3:
         return 3
     return 2
@@ -102,9 +101,7 @@ def _as_transition(value: Transition | Sequence[Any]) -> Transition:
     if isinstance(value, Transition):
         return value
     if not 3 <= len(value) <= 5:
-        raise LifecycleError(
-            f"a transition is (name, source, dest[, guard[, effect]]), got {value!r}"
-        )
+        raise LifecycleError(f"a transition is (name, source, dest[, guard[, effect]]), got {value!r}")
     return Transition(*value)
 
 
@@ -181,18 +178,20 @@ class Lifecycle:
             name=name or self.name,
         )
 
-    def to_machine(self, model: Any = None, *, conditions: Callable[[Transition], Callable[..., bool]] | None = None) -> Any:
+    def to_machine(
+        self, model: Any = None, *, conditions: Callable[[Transition], Callable[..., bool]] | None = None
+    ) -> Any:
         """The equivalent ``transitions.Machine``: one trigger ``advance`` holding every external
         transition in declaration order, plus one trigger per transition name.
 
-        ``conditions(transition)`` supplies each guard as a zero-argument predicate (the default
-        evaluates nothing and always passes). Each taken transition calls ``model.on_taken(name)``
-        when the model has that method.
+        ``conditions(transition)`` supplies each guarded transition's guard as a zero-argument predicate
+        (without it, guards are left out and always pass). Each taken transition calls
+        ``model.on_taken(name)`` when the model has that method.
         """
         from transitions import Machine
 
         target = model if model is not None else _Recorder()
-        machine = Machine(
+        machine: Any = Machine(
             model=target,
             states=[s.name for s in self.states],
             initial=self.initial,
@@ -202,7 +201,7 @@ class Lifecycle:
         for t in self.transitions:
             if t.internal:
                 continue
-            conds = [conditions(t)] if conditions else []
+            conds = [conditions(t)] if conditions and t.guard is not None else []
             after = [_taken(target, t.name)]
             machine.add_transition("advance", t.source, t.dest, conditions=conds, after=after)
             machine.add_transition(t.name, t.source, t.dest, conditions=conds, after=after)
@@ -246,8 +245,7 @@ def _validate(lc: Lifecycle) -> None:
         for role, state in (("source", t.source), ("destination", t.dest)):
             if state is not None and state not in known:
                 raise LifecycleError(
-                    f"{t.describe()}: unknown {role} state {state!r}; "
-                    f"declared states are {', '.join(names)}"
+                    f"{t.describe()}: unknown {role} state {state!r}; declared states are {', '.join(names)}"
                 )
         _check_guard(t)
         key = (t.name, t.source, t.dest)
@@ -257,7 +255,7 @@ def _validate(lc: Lifecycle) -> None:
 
     for s in lc.states:
         out = lc.outgoing(s.name)
-        for earlier, later in zip(out, out[1:]):
+        for earlier, later in itertools.pairwise(out):
             if earlier.guard is None and not s.rest:  # a rest state's exits are taken by name
                 raise LifecycleError(
                     f"{later.describe()} is never taken: {earlier.describe()} before it has no guard"
@@ -295,6 +293,4 @@ def _check_guard(t: Transition) -> None:
                 f"flags are {', '.join(FLAGS)} (or pass a callable)"
             )
         return
-    raise LifecycleError(
-        f"{t.describe()}: guard {g!r} is neither a TrainerControl flag name nor a callable"
-    )
+    raise LifecycleError(f"{t.describe()}: guard {g!r} is neither a TrainerControl flag name nor a callable")

@@ -13,7 +13,8 @@ __all__ = ["default_optimizer", "default_scheduler"]
 
 
 def default_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

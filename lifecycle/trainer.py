@@ -82,9 +82,10 @@ class Trainer:
         self.processing_class = processing_class
         self.optimizer, self.lr_scheduler = optimizers
         self.lifecycle = lifecycle
-        self.state = TrainerState()
+        self.state = TrainerState(epoch=0.0)
         self.control = TrainerControl()
         self.payload: dict[str, Any] = {}
+        self._eval_request: tuple[Dataset[Any] | None, str] = (None, "eval")
         self.callback_kwargs: dict[str, Any] = {}
         self.callbacks: list[TrainerCallback] = []
         from lifecycle.integrations import tracker_callbacks
@@ -163,14 +164,16 @@ class Trainer:
         self.dispatcher.fire("train_begin")
         return self._train_output
 
-    def evaluate(self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Run the evaluation loop (``prediction_step`` × batches, ``log``, ``evaluate``)."""
+    def evaluate(
+        self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """Run the evaluation loop (``prediction_step`` per batch, ``log``, ``evaluate``)."""
         self._eval_request = (eval_dataset, metric_key_prefix)
         self.dispatcher.fire("to_evaluate")
         return self._last_metrics
 
     def predict(self, test_dataset: Dataset[Any], metric_key_prefix: str = "test") -> PredictionOutput:
-        """Run the prediction loop (``prediction_step`` × batches, ``predict``)."""
+        """Run the prediction loop (``prediction_step`` per batch, ``predict``)."""
         self._predict_request = (test_dataset, metric_key_prefix)
         self.dispatcher.fire("to_predict")
         return self._prediction
@@ -178,7 +181,9 @@ class Trainer:
     # -- state entry actions: training ------------------------------------------------------------
     def begin_training(self) -> None:
         args, state = self.args, self.state
-        self.train_dataloader = self._dataloader(self.train_dataset, args.per_device_train_batch_size, train=True)
+        self.train_dataloader = self._dataloader(
+            self.train_dataset, args.per_device_train_batch_size, train=True
+        )
         batches = len(self.train_dataloader)
         updates_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
         if args.max_steps > 0:
@@ -221,7 +226,9 @@ class Trainer:
         resuming = p.epoch_open  # restored from a checkpoint taken mid-epoch
         sampler = self.train_dataloader.sampler
         if isinstance(sampler, EpochSampler):
-            sampler.set_epoch(p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0)
+            sampler.set_epoch(
+                p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0
+            )
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
@@ -297,11 +304,13 @@ class Trainer:
 
     # -- state entry actions: evaluation, saving, prediction -------------------------------------
     def run_evaluation(self) -> None:
-        dataset, prefix = getattr(self, "_eval_request", None) or (None, "eval")
-        self._eval_request = None
+        dataset, prefix = self._eval_request
+        self._eval_request = (None, "eval")
         dataset = dataset if dataset is not None else self.eval_dataset
         if dataset is None:
-            raise ValueError("evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))")
+            raise ValueError(
+                "evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))"
+            )
         output = self._prediction_loop(dataset, prefix)
         self._last_metrics = output.metrics
         self._record_log(dict(output.metrics))
@@ -371,7 +380,10 @@ class Trainer:
     def _to_device(self, batch: Batch) -> Batch:
         if self.device.type == "cpu":
             return batch
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()
+        }
 
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
         model = self.model
@@ -413,7 +425,9 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         start = time.time()
-        losses, predictions, labels = [], [], []
+        losses: list[torch.Tensor] = []
+        predictions: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
         want_outputs = self.compute_metrics is not None or prefix == "test"
         for batch in loader:
             batch = self._to_device(batch)
@@ -421,8 +435,9 @@ class Trainer:
             loss = _maybe_loss(outputs)
             if loss is not None:
                 losses.append(loss.detach().float() * _batch_size(batch))
-            if want_outputs:
-                predictions.append(_logits_of(outputs))
+            logits = _logits_of(outputs) if want_outputs else None
+            if logits is not None:
+                predictions.append(logits)
                 if "labels" in batch:
                     labels.append(batch["labels"].detach().cpu())
             self.dispatcher.emit("prediction_step")
@@ -431,7 +446,7 @@ class Trainer:
         metrics: dict[str, float] = {}
         if losses:
             metrics[f"{prefix}_loss"] = float(torch.stack(losses).sum()) / len(dataset)
-        preds = torch.cat(predictions).numpy() if predictions and predictions[0] is not None else None
+        preds = torch.cat(predictions).numpy() if predictions else None
         label_ids = torch.cat(labels).numpy() if labels else None
         if self.compute_metrics is not None and preds is not None:
             for key, value in self.compute_metrics(EvalPrediction(preds, label_ids)).items():
@@ -489,7 +504,9 @@ class Trainer:
 def _loss_of(outputs: Any) -> torch.Tensor:
     loss = _maybe_loss(outputs)
     if loss is None:
-        raise ValueError("the model's forward(**batch) must return a dict with a 'loss' (give the batch 'labels')")
+        raise ValueError(
+            "the model's forward(**batch) must return a dict with a 'loss' (give the batch 'labels')"
+        )
     return loss
 
 
