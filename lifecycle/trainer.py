@@ -241,7 +241,9 @@ class Trainer:
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             self._window = p.window_end - p.batch_index
         batch = self._to_device(next(self._batches))
-        loss = self._forward(batch) / self._window
+        loss = self._forward(batch)
+        if self._window > 1:  # the window's gradient is the mean over its micro-batches
+            loss = loss / self._window
         loss.backward()
         self._losses.append(loss.detach())
         if len(self._losses) == _FOLD:

@@ -1,0 +1,192 @@
+"""How much the lifecycle costs per training step, against a hand-written PyTorch loop in the same run.
+
+Workload: MLP 64 -> 64 -> 1, batch 32, SGD with a constant LambdaLR schedule, one CPU thread, 3000 steps.
+The Trainer runs with its default callbacks (flow, progress bar, trackers' default, trace); saving is off
+and clipping is off so both loops do the same arithmetic. Rounds alternate (hand, lifecycle, hand, ...)
+and the median of the per-round ratios is reported, because these machines are noisy.
+
+Also: the cost of one compiled lifecycle transition, of one `transitions` trigger, and of each added
+no-op callback.
+
+    python bench/bench_overhead.py [--steps 3000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import torch
+
+from lifecycle import Lifecycle, State, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from lifecycle.dispatch import Dispatcher
+
+
+class Regression(torch.utils.data.Dataset):
+    def __init__(self, n: int):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 64, generator=g)
+        self.y = self.x[:, :1] * 0.5 + 0.1 * torch.randn(n, 1, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class MLP(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
+
+
+def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def hand_written(steps: int, data: Regression) -> float:
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    scheduler = constant(optimizer)
+    loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True)
+    start = time.perf_counter()
+    done = 0
+    while done < steps:
+        for batch in loader:
+            loss = model(**batch)["loss"]
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            model.zero_grad(set_to_none=True)
+            done += 1
+            if done == steps:
+                break
+    return (time.perf_counter() - start) / steps
+
+
+def with_lifecycle(steps: int, data: Regression, callbacks: list[Any] | None = None) -> float:
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=32,
+                                 max_grad_norm=0.0, save_strategy="no", logging_steps=500)
+        trainer = Trainer(model, args, train_dataset=data, optimizers=(optimizer, constant(optimizer)),
+                          callbacks=callbacks)
+        start = time.perf_counter()
+        trainer.train()
+        return (time.perf_counter() - start) / steps
+
+
+class NoOp(TrainerCallback):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        pass
+
+
+class Counter:
+    """A runner for the micro-benchmark: one entry action that counts."""
+
+    def __init__(self, n: int):
+        self.state, self.control, self.args = TrainerState(), TrainerControl(), None
+        self.callback_kwargs: dict[str, Any] = {}
+        self.payload: dict[str, Any] = {}
+        self.n = n
+
+    def work(self) -> None:
+        self.state.global_step += 1
+
+
+def loop_lifecycle(n: int) -> Lifecycle:
+    def more(s: TrainerState, c: TrainerControl) -> bool:
+        return s.global_step < n
+
+    return Lifecycle(
+        states=[State("idle", rest=True), State("tick", "work")],
+        transitions=[("start", "idle", "tick"), ("again", "tick", "tick", more), ("stop", "tick", "idle")],
+        initial="idle",
+    )
+
+
+def per_transition(n: int, callbacks: list[Any]) -> float:
+    runner = Counter(n)
+    dispatcher = Dispatcher(loop_lifecycle(n), runner, callbacks)
+    start = time.perf_counter()
+    dispatcher.fire("start")
+    return (time.perf_counter() - start) / n
+
+
+class AgainNoOp:
+    def on_again(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        pass
+
+
+def per_transitions_trigger(n: int) -> float:
+    from transitions import Machine
+
+    class Model:
+        count = 0
+
+        def more(self) -> bool:
+            return self.count < n
+
+        def work(self) -> None:
+            self.count += 1
+
+    model = Model()
+    machine = Machine(model=model, states=["idle", "tick"], initial="idle", auto_transitions=False)
+    machine.add_transition("again", "tick", "tick", conditions="more", after="work")
+    machine.add_transition("start", "idle", "tick")
+    model.start()  # type: ignore[attr-defined]
+    start = time.perf_counter()
+    while model.more():
+        model.again()  # type: ignore[attr-defined]
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
+    opts = parser.parse_args()
+    torch.set_num_threads(1)
+    data = Regression(4096)
+    sys.stderr = open(os.devnull, "w")  # the progress bar stays on, its drawing goes nowhere
+
+    hand_written(300, data), with_lifecycle(300, data)  # warm up
+    hand, ours, ratios = [], [], []
+    for _ in range(opts.rounds):
+        h = hand_written(opts.steps, data)
+        o = with_lifecycle(opts.steps, data)
+        hand.append(h), ours.append(o), ratios.append(o / h)
+    print(f"training step, {opts.steps} steps x {opts.rounds} rounds (median):")
+    print(f"  hand-written loop       {statistics.median(hand) * 1e6:8.1f} us/step")
+    print(f"  lifecycle Trainer       {statistics.median(ours) * 1e6:8.1f} us/step")
+    print(f"  ratio                   {statistics.median(ratios):8.3f} x   (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
+
+    n = 200_000
+    dispatch = statistics.median(per_transition(n, []) for _ in range(5))
+    ref = statistics.median(per_transitions_trigger(20_000) for _ in range(3))
+    print("lifecycle dispatch:")
+    print(f"  one compiled transition {dispatch * 1e6:8.3f} us   (guard + callbacks + entry action)")
+    print(f"  one transitions trigger {ref * 1e6:8.3f} us")
+    for k in (1, 10):
+        with_k = statistics.median(per_transition(n, [AgainNoOp() for _ in range(k)]) for _ in range(5))
+        print(f"  each no-op callback     {(with_k - dispatch) / k * 1e6:8.3f} us   (measured with {k})")
+    in_step = statistics.median(
+        with_lifecycle(opts.steps, data, [NoOp() for _ in range(10)]) / with_lifecycle(opts.steps, data)
+        for _ in range(3)
+    )
+    print(f"  10 no-op on_step_end callbacks in the Trainer: {in_step:.3f} x the default Trainer")
+
+
+if __name__ == "__main__":
+    main()
