@@ -218,6 +218,7 @@ class Trainer:
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
         self._forward = self._make_forward()
+        self.scaler = torch.amp.GradScaler(self.device.type) if args.fp16 else None
         self.model.train()
         self.model.zero_grad(set_to_none=True)
 
@@ -244,18 +245,25 @@ class Trainer:
         loss = self._forward(batch)
         if self._window > 1:  # the window's gradient is the mean over its micro-batches
             loss = loss / self._window
-        loss.backward()
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         self._losses.append(loss.detach())
         if len(self._losses) == _FOLD:
             self._loss_total = self._loss_total + torch.stack(self._losses).sum()
             self._losses = []
         p.batch_index += 1
         if p.batch_index == p.window_end and self.args.max_grad_norm > 0:
+            if self.scaler is not None:
+                assert self.optimizer is not None
+                self.scaler.unscale_(self.optimizer)
             self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
 
     def optimizer_update(self) -> None:
         assert self.optimizer is not None
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:  # fp16: skip the step when gradients overflowed, and adapt the scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
 
     def advance_schedule(self) -> None:
         state, p = self.state, self.state.position
