@@ -23,7 +23,15 @@ from typing import Any
 
 import torch
 
-from lifecycle import Lifecycle, State, Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from lifecycle import (
+    Lifecycle,
+    State,
+    Trainer,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from lifecycle.dispatch import Dispatcher
 
 
@@ -54,8 +62,8 @@ def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.Lambd
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def hand_written(steps: int, data: Regression) -> float:
-    model = MLP()
+def hand_written(steps: int, data: Regression, device: str = "cpu") -> float:
+    model = MLP().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     scheduler = constant(optimizer)
     loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True)
@@ -63,6 +71,8 @@ def hand_written(steps: int, data: Regression) -> float:
     done = 0
     while done < steps:
         for batch in loader:
+            if device != "cpu":
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             loss = model(**batch)["loss"]
             loss.backward()
             optimizer.step()
@@ -71,19 +81,36 @@ def hand_written(steps: int, data: Regression) -> float:
             done += 1
             if done == steps:
                 break
+    _synchronize(device)
     return (time.perf_counter() - start) / steps
 
 
-def with_lifecycle(steps: int, data: Regression, callbacks: list[Any] | None = None) -> float:
-    model = MLP()
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def with_lifecycle(
+    steps: int, data: Regression, callbacks: list[Any] | None = None, device: str = "cpu"
+) -> float:
+    model = MLP().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=32,
-                                 max_grad_norm=0.0, save_strategy="no", logging_steps=500)
-        trainer = Trainer(model, args, train_dataset=data, optimizers=(optimizer, constant(optimizer)),
-                          callbacks=callbacks)
+        args = TrainingArguments(
+            output_dir=out,
+            max_steps=steps,
+            per_device_train_batch_size=32,
+            max_grad_norm=0.0,
+            save_strategy="no",
+            logging_steps=500,
+            use_cpu=device == "cpu",
+        )
+        trainer = Trainer(
+            model, args, train_dataset=data, optimizers=(optimizer, constant(optimizer)), callbacks=callbacks
+        )
         start = time.perf_counter()
         trainer.train()
+        _synchronize(device)
         return (time.perf_counter() - start) / steps
 
 
@@ -156,36 +183,44 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops run there)")
     opts = parser.parse_args()
     torch.set_num_threads(1)
     data = Regression(4096)
-    sys.stderr = open(os.devnull, "w")  # the progress bar stays on, its drawing goes nowhere
+    report = sys.stdout
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # the progress bar and logs stay on, drawn nowhere
+    device = opts.device
 
-    hand_written(300, data), with_lifecycle(300, data)  # warm up
+    def say(text: str) -> None:
+        print(text, file=report, flush=True)
+
+    hand_written(300, data, device), with_lifecycle(300, data, device=device)  # warm up
     hand, ours, ratios = [], [], []
     for _ in range(opts.rounds):
-        h = hand_written(opts.steps, data)
-        o = with_lifecycle(opts.steps, data)
+        h = hand_written(opts.steps, data, device)
+        o = with_lifecycle(opts.steps, data, device=device)
         hand.append(h), ours.append(o), ratios.append(o / h)
-    print(f"training step, {opts.steps} steps x {opts.rounds} rounds (median):")
-    print(f"  hand-written loop       {statistics.median(hand) * 1e6:8.1f} us/step")
-    print(f"  lifecycle Trainer       {statistics.median(ours) * 1e6:8.1f} us/step")
-    print(f"  ratio                   {statistics.median(ratios):8.3f} x   (rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
+    say(f"training step on {device}, {opts.steps} steps x {opts.rounds} rounds (median):")
+    say(f"  hand-written loop       {statistics.median(hand) * 1e6:8.1f} us/step")
+    say(f"  lifecycle Trainer       {statistics.median(ours) * 1e6:8.1f} us/step")
+    rounds = ", ".join(f"{r:.3f}" for r in ratios)
+    say(f"  ratio                   {statistics.median(ratios):8.3f} x   (rounds: {rounds})")
 
     n = 200_000
     dispatch = statistics.median(per_transition(n, []) for _ in range(5))
     ref = statistics.median(per_transitions_trigger(20_000) for _ in range(3))
-    print("lifecycle dispatch:")
-    print(f"  one compiled transition {dispatch * 1e6:8.3f} us   (guard + callbacks + entry action)")
-    print(f"  one transitions trigger {ref * 1e6:8.3f} us")
+    say("lifecycle dispatch:")
+    say(f"  one compiled transition {dispatch * 1e6:8.3f} us   (guard + callbacks + entry action)")
+    say(f"  one transitions trigger {ref * 1e6:8.3f} us")
     for k in (1, 10):
         with_k = statistics.median(per_transition(n, [AgainNoOp() for _ in range(k)]) for _ in range(5))
-        print(f"  each no-op callback     {(with_k - dispatch) / k * 1e6:8.3f} us   (measured with {k})")
+        say(f"  each no-op callback     {(with_k - dispatch) / k * 1e6:8.3f} us   (measured with {k})")
     in_step = statistics.median(
-        with_lifecycle(opts.steps, data, [NoOp() for _ in range(10)]) / with_lifecycle(opts.steps, data)
+        with_lifecycle(opts.steps, data, [NoOp() for _ in range(10)], device)
+        / with_lifecycle(opts.steps, data, device=device)
         for _ in range(3)
     )
-    print(f"  10 no-op on_step_end callbacks in the Trainer: {in_step:.3f} x the default Trainer")
+    say(f"  10 no-op on_step_end callbacks in the Trainer: {in_step:.3f} x the default Trainer")
 
 
 if __name__ == "__main__":
