@@ -52,7 +52,7 @@ def test_accumulating_two_batches_of_four_equals_one_batch_of_eight(tmp_path: Pa
             optimizers=sgd(model),
         )
         trainer.train()
-        return model.linear.weight.detach().clone()
+        return model.linear.weight.detach().cpu().clone()
 
     baseline = Classifier().linear.weight.detach().clone()
     accumulated, whole = final_weights(4, 2), final_weights(8, 1)
