@@ -1,5 +1,7 @@
 """lifecycle: PyTorch training as an explicit, declarative state machine."""
 
+from typing import TYPE_CHECKING
+
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import (
     HF_EVENTS,
@@ -18,6 +20,9 @@ from lifecycle.dispatch import CallbackError, Dispatcher
 from lifecycle.machine import Lifecycle, LifecycleError, State, Transition
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.state import TrainerState
+
+if TYPE_CHECKING:
+    from lifecycle.trainer import Trainer
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from lifecycle.callbacks import EarlyStoppingCallback
 from lifecycle.checkpoint import list_checkpoints
 from lifecycle.outputs import EvalPrediction
 
-__all__ = ["SpiralDataset", "SpiralClassifier", "run_demo"]
+__all__ = ["SpiralClassifier", "SpiralDataset", "run_demo"]
 
 
 class SpiralDataset(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
@@ -100,7 +100,8 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 8, progress:
     graph = _write_graph(trainer, out)
     state = trainer.state
     print()
-    print(f"lifecycle demo: {state.global_step} steps in {elapsed:.1f} s, train loss {result.training_loss:.4f}")
+    loss = result.training_loss
+    print(f"lifecycle demo: {state.global_step} steps in {elapsed:.1f} s, train loss {loss:.4f}")
     print(f"  best eval_accuracy {state.best_metric:.4f} at step {state.best_global_step}")
     print(f"  everything is under {out.resolve()}")
     for label, path in _outputs(out, state.best_model_checkpoint, graph):
