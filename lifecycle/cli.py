@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", default="runs/demo", help="where everything is written (default: runs/demo)"
     )
     demo.add_argument(
-        "--epochs", type=int, default=8, help="upper bound on epochs; early stopping may end sooner"
+        "--epochs", type=int, default=30, help="upper bound on epochs; early stopping may end sooner"
     )
     demo.add_argument("--no-progress", action="store_true", help="print logs instead of a progress bar")
 

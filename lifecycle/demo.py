@@ -64,7 +64,7 @@ def accuracy(prediction: EvalPrediction) -> dict[str, float]:
     return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
 
 
-def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 8, progress: bool = True) -> int:
+def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 30, progress: bool = True) -> int:
     from lifecycle.trainer import Trainer
 
     out = Path(output_dir)
@@ -92,7 +92,7 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 8, progress:
         train_dataset=SpiralDataset(3000, seed=1),
         eval_dataset=SpiralDataset(600, seed=2),
         compute_metrics=accuracy,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=3, early_stopping_threshold=0.002)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=2, early_stopping_threshold=0.001)],
     )
     started = time.perf_counter()
     result = trainer.train()
@@ -102,6 +102,8 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 8, progress:
     print()
     loss = result.training_loss
     print(f"lifecycle demo: {state.global_step} steps in {elapsed:.1f} s, train loss {loss:.4f}")
+    if state.global_step < state.max_steps:
+        print(f"  early stopping ended training in epoch {math.ceil(state.epoch or 0)} of {epochs}")
     print(f"  best eval_accuracy {state.best_metric:.4f} at step {state.best_global_step}")
     print(f"  everything is under {out.resolve()}")
     for label, path in _outputs(out, state.best_model_checkpoint, graph):

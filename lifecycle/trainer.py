@@ -295,7 +295,7 @@ class Trainer:
         self._drain_losses()
         steps = state.global_step - self._first_step
         runtime = time.time() - self._start_time
-        samples = len(self.train_dataset) * steps / max(state.max_steps, 1) * state.num_train_epochs  # type: ignore[arg-type]
+        samples = steps * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
         metrics = {
             "train_runtime": round(runtime, 4),
             "train_samples_per_second": round(samples / runtime, 3) if runtime else 0.0,
