@@ -5,8 +5,9 @@ Every public method of the lifecycle's states is an *entry action* named in
 ``evaluate()`` and ``predict()`` fire one transition out of ``idle`` and let the compiled lifecycle
 run until it rests there again::
 
-    idle --train_begin--> train --epoch_begin--> epoch --step_begin--> step --pre_optimizer_step-->
-    optimize --optimizer_step--> advance --step_end--> boundary --(log? evaluate? save?)--> ...
+    idle --to_prepare--> prepare --train_begin--> train --epoch_begin--> epoch --step_begin--> step
+    step --pre_optimizer_step--> optimize --optimizer_step--> advance --step_end--> boundary
+    boundary --(log? evaluate? save?)--> ...
     boundary --step_begin | epoch_end | epoch_begin | to_finish--> ... finish --log--> end --train_end--> idle
 """
 
@@ -157,11 +158,11 @@ class Trainer:
 
     # -- public entry points ----------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | Path | bool | None = None) -> TrainOutput:
-        """Run the lifecycle from ``train_begin`` until it is idle again."""
+        """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again."""
         if self.train_dataset is None:
             raise ValueError("Trainer.train() needs a train_dataset")
         self._resume_from = self._find_checkpoint(resume_from_checkpoint)
-        self.dispatcher.fire("train_begin")
+        self.dispatcher.fire("to_prepare")
         return self._train_output
 
     def evaluate(

@@ -1,6 +1,6 @@
 """Run the same configuration through transformers.Trainer and lifecycle.Trainer and record, for each
-callback event, its name, global_step, epoch and the five control flags as a callback placed after
-DefaultFlowCallback sees them."""
+callback event, its name, global_step, epoch, max_steps and the five control flags as a callback placed
+after DefaultFlowCallback sees them."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def recorder_class(base: type) -> type:
     def make(event: str) -> Callable[..., None]:
         def record(self: Any, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             flags = tuple(getattr(control, f) for f in FLAGS)
-            self.records.append((event, state.global_step, state.epoch, *flags))
+            self.records.append((event, state.global_step, state.epoch, state.max_steps, *flags))
 
         return record
 
@@ -137,6 +137,6 @@ def run(library: str, out: Path, case: dict[str, Any]) -> list[Record]:
         else:
             trainer.predict(Examples(5, seed=2))
     return [
-        (name, step, None if epoch is None else round(epoch, 9), *flags)
-        for name, step, epoch, *flags in recorder.records
+        (name, step, None if epoch is None else round(epoch, 9), *rest)
+        for name, step, epoch, *rest in recorder.records
     ]

@@ -189,7 +189,7 @@ def walk_reference(lc: Lifecycle, seed: int, triggers: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_compiled_table_walks_the_same_paths_as_transitions(seed: int) -> None:
-    triggers = ["init_end", *random.Random(seed).choices(["train_begin", "to_evaluate", "to_predict"], k=3)]
+    triggers = ["init_end", *random.Random(seed).choices(["to_prepare", "to_evaluate", "to_predict"], k=3)]
     compiled = walk_compiled(TRAINING_LIFECYCLE, seed, triggers)
     reference = walk_reference(TRAINING_LIFECYCLE, seed, triggers)
     assert len(compiled) > len(triggers)
@@ -201,7 +201,7 @@ def test_differential_walks_cover_every_transition() -> None:
     for seed in range(40):
         triggers = [
             "init_end",
-            *random.Random(seed).choices(["train_begin", "to_evaluate", "to_predict"], k=3),
+            *random.Random(seed).choices(["to_prepare", "to_evaluate", "to_predict"], k=3),
         ]
         seen.update(walk_reference(TRAINING_LIFECYCLE, seed, triggers))
     external = {t.name for t in TRAINING_LIFECYCLE.transitions if not t.internal}
@@ -221,8 +221,8 @@ def test_a_stuck_state_is_reported_by_name() -> None:
 
 def test_firing_a_transition_the_state_lacks_is_an_error() -> None:
     dispatcher = Dispatcher(TRAINING_LIFECYCLE, WalkRunner(), [])
-    with pytest.raises(LifecycleError, match="no transition 'train_begin' can be taken from state 'init'"):
-        dispatcher.fire("train_begin")
+    with pytest.raises(LifecycleError, match="no transition 'to_prepare' can be taken from state 'init'"):
+        dispatcher.fire("to_prepare")
 
 
 def test_entry_actions_must_exist_on_the_runner() -> None:
@@ -230,6 +230,6 @@ def test_entry_actions_must_exist_on_the_runner() -> None:
         state, control, args, callback_kwargs, payload = TrainerState(), TrainerControl(), None, {}, {}
 
     with pytest.raises(
-        LifecycleError, match="state 'train': entry action 'begin_training' is not a method of Bare"
+        LifecycleError, match="state 'prepare': entry action 'begin_training' is not a method of Bare"
     ):
         Dispatcher(TRAINING_LIFECYCLE, Bare(), [])
