@@ -132,8 +132,9 @@ def _check_version(version: Any, source: str) -> None:
 def _keeping_unknown(conv: cattrs.Converter, cls: type) -> None:
     """Register hooks for ``cls``: keys without a field go to ``unknown`` and come back out of it."""
     known = {a.name for a in attrs.fields(cls)} - {"unknown"}
-    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, unknown=override(omit=True))
-    unstructure: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, unknown=override(omit=True))
+    omit = override(omit=True)
+    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, unknown=omit)
+    unstructure: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, unknown=omit)
 
     def structure_hook(data: Any, _: type) -> Any:
         if not isinstance(data, dict):
