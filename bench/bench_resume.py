@@ -117,7 +117,7 @@ def main() -> None:
                 seconds, loaded[step] = time_to_first_step(out, data, step)
                 results[step].append(seconds)
         start = time.perf_counter()
-        for _ in zip(range(late), torch.utils.data.DataLoader(data, batch_size=8)):
+        for _ in zip(range(late), torch.utils.data.DataLoader(data, batch_size=8), strict=False):
             pass
         skipping = time.perf_counter() - start
     a, b = statistics.median(results[early]), statistics.median(results[late])
