@@ -107,9 +107,8 @@ def main() -> None:
         data = SlowSet(ns.examples, ns.delay)
         t0 = time.perf_counter()
         make(out, data, SaveAt({early, late})).train()
-        print(
-            f"one epoch of {steps_per_epoch} steps: {time.perf_counter() - t0:.2f} s (checkpoints at {early}, {late})"
-        )
+        spent = time.perf_counter() - t0
+        print(f"one epoch of {steps_per_epoch} steps: {spent:.2f} s (checkpoints at {early}, {late})")
         results: dict[int, list[float]] = {early: [], late: []}
         loaded: dict[int, int] = {}
         for _ in range(ns.repeats):
@@ -121,12 +120,9 @@ def main() -> None:
             pass
         skipping = time.perf_counter() - start
     a, b = statistics.median(results[early]), statistics.median(results[late])
-    print(
-        f"resume at  1 % (step {early:>4}): {a * 1000:7.1f} ms to the first step, {loaded[early]} examples loaded"
-    )
-    print(
-        f"resume at 90 % (step {late:>4}): {b * 1000:7.1f} ms to the first step, {loaded[late]} examples loaded"
-    )
+    for label, step, seconds in (("1 %", early, a), ("90 %", late, b)):
+        print(f"resume at {label:>4} (step {step:>4}): {seconds * 1000:7.1f} ms to the first step, ", end="")
+        print(f"{loaded[step]} examples loaded")
     print(f"ratio 90 % / 1 %: {b / a:.3f}  (goal <= 1.1)")
     print(f"for scale, loading the {late} skipped batches instead would take {skipping * 1000:.0f} ms")
 
