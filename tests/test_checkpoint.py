@@ -308,7 +308,7 @@ def test_rotation_keeps_the_best_and_loads_it_at_the_end(tmp_path: Path) -> None
     kept = list_checkpoints(tmp_path)
     assert kept == [best, tmp_path / "checkpoint-16"]  # the limit is 1; the best is spared
     weights = load_file(str(best / "model.safetensors"))
-    assert all(torch.equal(weights[k], v) for k, v in t.model.state_dict().items())
+    assert all(torch.equal(weights[k], v.cpu()) for k, v in t.model.state_dict().items())
     assert not torch.equal(
         weights["linear.weight"], load_file(str(kept[1] / "model.safetensors"))["linear.weight"]
     )
@@ -347,7 +347,8 @@ def test_inspect_runs_without_torch(trained: Path) -> None:
         "import sys; from lifecycle.cli import main; rc = main(['inspect', sys.argv[1]]); "
         "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     done = subprocess.run(
         [sys.executable, "-c", code, str(trained / "checkpoint-4")], capture_output=True, text=True, env=env
     )
