@@ -29,7 +29,7 @@ import attrs
 import cattrs
 
 from lifecycle.checkpoint import STATE_FILE, WEIGHTS_FILE, CheckpointError
-from lifecycle.rng import RngState
+from lifecycle.rng import RngState, capture_rng
 from lifecycle.state import TrainerState
 
 __all__ = [
@@ -67,6 +67,14 @@ class LossCarry:
     grad_norm: float | None = None
     learning_rate: float = 0.0
 
+    def restore(self, device: Any) -> tuple[Any, Any, float]:
+        """``(loss total tensor on device, grad norm tensor or None, learning rate)``."""
+        import torch
+
+        total = torch.tensor(self.total, dtype=getattr(torch, self.dtype), device=device)
+        grad_norm = None if self.grad_norm is None else torch.tensor(self.grad_norm)
+        return total, grad_norm, self.learning_rate
+
 
 @attrs.define
 class ResumeState:
@@ -79,6 +87,36 @@ class ResumeState:
     """The :class:`~lifecycle.TrainerControl` flags when the checkpoint was written."""
     sampler: dict[str, Any] = attrs.field(factory=dict)
     """How the training order is drawn (seed, shuffle, dataset size), checked on resume."""
+
+    @classmethod
+    def capture(
+        cls, loss_total: Any, grad_norm: Any, learning_rate: float, control: Any, sampler: Any
+    ) -> ResumeState:
+        """The random generators now, and the trainer's loss accumulation, flags and sampler."""
+        identity = getattr(sampler, "identity", None)
+        return cls(
+            rng=capture_rng(),
+            loss=LossCarry(
+                total=float(loss_total),
+                dtype=str(loss_total.dtype).removeprefix("torch."),
+                grad_norm=None if grad_norm is None else float(grad_norm),
+                learning_rate=learning_rate,
+            ),
+            control=attrs.asdict(control),
+            sampler=identity() if callable(identity) else {},
+        )
+
+    def check_sampler(self, sampler: Any, where: Path) -> None:
+        """Warn when the training order would be drawn differently from the checkpoint's run."""
+        identity = getattr(sampler, "identity", None)
+        now = identity() if callable(identity) else {}
+        if self.sampler and now and self.sampler != now:
+            logger.warning(
+                "%s: the training order was drawn with %s, now with %s; the resumed run sees other batches",
+                where,
+                self.sampler,
+                now,
+            )
 
 
 _converter = cattrs.Converter(forbid_extra_keys=False)

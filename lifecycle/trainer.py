@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -35,7 +34,7 @@ from lifecycle.dispatch import Dispatcher
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
-from lifecycle.rng import capture_rng, restore_rng
+from lifecycle.rng import restore_rng
 from lifecycle.state import TrainerState
 
 __all__ = ["Trainer"]
@@ -210,10 +209,8 @@ class Trainer:
         state.position.batches_in_epoch = batches
         carry = self._resume_state.loss if self._resume_state is not None else resume.LossCarry()
         self._losses: list[torch.Tensor] = []
-        self._loss_total = torch.tensor(carry.total, dtype=getattr(torch, carry.dtype), device=self.device)
+        self._loss_total, self._grad_norm, self._learning_rate = carry.restore(self.device)
         self._loss_scalar = 0.0
-        self._grad_norm: torch.Tensor | None = None if carry.grad_norm is None else torch.tensor(carry.grad_norm)
-        self._learning_rate = carry.learning_rate
         self._first_step = state.global_step
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
@@ -229,7 +226,8 @@ class Trainer:
             restore_rng(saved.rng)
         sampler = self.train_dataloader.sampler
         if isinstance(sampler, EpochSampler):
-            sampler.set_epoch(p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0)
+            start = p.batch_index * self.args.per_device_train_batch_size if resuming else 0
+            sampler.set_epoch(p.epoch_index, start=start)
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
@@ -462,19 +460,12 @@ class Trainer:
             self._loss_total = self._loss_total + torch.stack(self._losses).sum()
             self._losses = []
         sampler = self.train_dataloader.sampler
-        carried = resume.ResumeState(
-            rng=capture_rng(),
-            loss=resume.LossCarry(
-                total=float(self._loss_total),
-                dtype=str(self._loss_total.dtype).removeprefix("torch."),
-                grad_norm=None if self._grad_norm is None else float(self._grad_norm),
-                learning_rate=self._learning_rate,
-            ),
-            control=attrs.asdict(self.control),
-            sampler=sampler.identity() if isinstance(sampler, EpochSampler) else {},
+        carried = resume.ResumeState.capture(
+            self._loss_total, self._grad_norm, self._learning_rate, self.control, sampler
         )
         resume.save_weights(folder, self.model)
-        resume.save_state_dicts(folder, resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None)))
+        parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
+        resume.save_state_dicts(folder, parts)
         resume.write_resume(folder, carried)
         self.state.stateful_callbacks = resume.callback_states(self.callbacks)
         self.state.save_to_json(folder / ckpt.STATE_FILE)
@@ -498,18 +489,12 @@ class Trainer:
         state = resume.read_state(folder)
         saved = resume.read_resume(folder)
         self._load_weights(folder)
-        resume.load_state_dicts(folder, resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None)))
+        parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
+        resume.load_state_dicts(folder, parts)
         if self.args.restore_callback_states_from_checkpoint:
             resume.restore_callback_states(self.callbacks, state.stateful_callbacks)
-        sampler = self.train_dataloader.sampler
         if saved is not None:
-            if isinstance(sampler, EpochSampler) and saved.sampler and saved.sampler != sampler.identity():
-                logger.warning(
-                    "%s: the training order was drawn with %s, now %s; the resumed run sees other batches",
-                    folder,
-                    saved.sampler,
-                    sampler.identity(),
-                )
+            saved.check_sampler(self.train_dataloader.sampler, folder)
             self.control.should_training_stop = saved.control.get("should_training_stop", False)
         self.state = state
         self._resume_state = saved
