@@ -171,11 +171,20 @@ def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
         try:
             saved = torch.load(path, weights_only=True, map_location="cpu")
         except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(
-                f"{path}: refused; it holds more than tensors and plain containers ({first})"
+                f"{path}: refused; not a file of tensors and plain containers ({_first_line(exc)})"
             ) from None
-        obj.load_state_dict(saved)
+        try:
+            obj.load_state_dict(saved)
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(
+                f"{path}: does not fit this {type(obj).__name__} ({_first_line(exc)})"
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _stateful(cb: object) -> bool:

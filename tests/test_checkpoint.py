@@ -238,6 +238,13 @@ def test_an_explicit_damaged_checkpoint_is_refused(trained: Path, tmp_path: Path
         small_trainer(out).train(resume_from_checkpoint=out / "checkpoint-4")
 
 
+def test_a_checkpoint_of_another_model_is_refused(trained: Path, tmp_path: Path) -> None:
+    t = small_trainer(copy_run(trained, tmp_path / "run"))
+    t.model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    with pytest.raises(CheckpointError, match=r"(?s)checkpoint-8/model\.safetensors: .*Unexpected.*linear"):
+        t.train(resume_from_checkpoint=True)
+
+
 def test_nothing_to_resume_from_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no valid checkpoint"):
         small_trainer(tmp_path).train(resume_from_checkpoint=True)

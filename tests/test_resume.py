@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pytest
 import torch
 
@@ -39,7 +40,9 @@ class Points(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
         return len(self.x)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "labels": self.y[i]}
+        """With a random augmentation drawn from Python's and NumPy's generators."""
+        jitter = 0.01 * (random.gauss(0, 1) + float(numpy.random.randn()))
+        return {"x": self.x[i] + jitter, "labels": self.y[i]}
 
 
 class Net(torch.nn.Module):
