@@ -71,7 +71,10 @@ class LossCarry:
         """``(loss total tensor on device, grad norm tensor or None, learning rate)``."""
         import torch
 
-        total = torch.tensor(self.total, dtype=getattr(torch, self.dtype), device=device)
+        dtype = getattr(torch, self.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise CheckpointError(f"{RESUME_FILE}: loss.dtype {self.dtype!r} is not a torch dtype")
+        total = torch.tensor(self.total, dtype=dtype, device=device)
         grad_norm = None if self.grad_norm is None else torch.tensor(self.grad_norm)
         return total, grad_norm, self.learning_rate
 
