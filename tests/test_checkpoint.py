@@ -361,3 +361,16 @@ def test_inspect_runs_without_torch(trained: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "EarlyStopping" not in done.stdout and "step           4 of 8" in done.stdout
+
+
+def test_inspect_reports_a_state_file_it_cannot_read(
+    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = copy_run(trained, tmp_path / "run")
+    folder = out / "checkpoint-4"
+    state = json.loads((folder / "trainer_state.json").read_text())
+    (folder / "trainer_state.json").write_text(json.dumps({**state, "schema_version": "3.0"}))
+    reseal(folder)
+    assert inspect_command(str(folder)) == 1
+    text = capsys.readouterr().out
+    assert "schema_version 3.0 is newer than this release" in text and "DAMAGED: trainer_state.json" in text

@@ -260,6 +260,19 @@ def test_callback_states_are_not_restored_when_asked(tmp_path: Path) -> None:
     assert fresh.seen == 12 - 5  # only the steps of the resumed process
 
 
+def test_a_missing_or_extra_callback_state_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = trainer(tmp_path, Counter(1), Interrupt(5))
+    with pytest.raises(CallbackError):
+        first.train()
+    a, b = Counter(1), Counter(2)
+    with caplog.at_level(logging.WARNING):
+        trainer(tmp_path, a, b, max_steps=6).train(resume_from_checkpoint=True)
+    assert "no state for callback Counter #2" in caplog.text
+    assert (a.seen, b.seen) == (6, 1)  # the first resumed its count, the second started afresh
+
+
 # -- a real process, killed at random moments -------------------------------------------------
 class Announce(TrainerCallback):
     """Tells the parent process when this one has written its first checkpoint (startup is over)."""
