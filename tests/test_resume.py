@@ -273,6 +273,15 @@ def test_a_missing_or_extra_callback_state_is_reported(
     assert (a.seen, b.seen) == (6, 1)  # the first resumed its count, the second started afresh
 
 
+def test_a_different_training_order_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = trainer(tmp_path, Interrupt(3))
+    with pytest.raises(CallbackError):
+        first.train()
+    with caplog.at_level(logging.WARNING):
+        trainer(tmp_path, train_size=24, max_steps=4).train(resume_from_checkpoint=True)
+    assert "'size': 23" in caplog.text and "'size': 24" in caplog.text and "other batches" in caplog.text
+
+
 # -- a real process, killed at random moments -------------------------------------------------
 class Announce(TrainerCallback):
     """Tells the parent process when this one has written its first checkpoint (startup is over)."""
