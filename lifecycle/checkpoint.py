@@ -23,6 +23,7 @@ __all__ = [
     "STATE_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
+    "check_files",
     "list_checkpoints",
     "newest_valid_checkpoint",
     "rotate_checkpoints",
@@ -62,10 +63,14 @@ def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[P
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step}"
+    _tidy(root)
     tmp = root / f".{PREFIX}{step}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    write_files(tmp)
+    try:
+        write_files(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
     manifest = {
         "format": 1,
@@ -87,8 +92,10 @@ def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[P
     return final
 
 
-def verify_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The manifest of a complete, undamaged checkpoint; :class:`CheckpointError` names what is wrong."""
+def check_files(path: str | Path) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """The manifest and, for each file it lists, ``None`` when intact or what is wrong with it.
+
+    Raises :class:`CheckpointError` when there is no usable manifest at all."""
     folder = Path(path)
     manifest_path = folder / MANIFEST
     if not folder.is_dir():
@@ -98,17 +105,47 @@ def verify_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{manifest_path}: unreadable manifest ({exc})") from exc
-    for name, expected in files.items():
+        expected = {name: (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
+    for required in (STATE_FILE, WEIGHTS_FILE):
+        if required not in expected:
+            raise CheckpointError(f"{manifest_path}: does not list {required} (the checkpoint is incomplete)")
+    report: dict[str, str | None] = {}
+    for name, (size, sha256) in sorted(expected.items()):
         file = folder / name
-        if not file.is_file():
-            raise CheckpointError(f"{file}: missing")
-        if file.stat().st_size != expected["size"]:
-            raise CheckpointError(f"{file}: size {file.stat().st_size}, manifest says {expected['size']}")
-        if _sha256(file) != expected["sha256"]:
-            raise CheckpointError(f"{file}: sha256 does not match the manifest (damaged)")
-    return manifest  # type: ignore[no-any-return]
+        if Path(name).name != name or name in (".", ".."):
+            report[name] = "not a plain file name"
+        elif not file.is_file():
+            report[name] = "missing"
+        elif file.stat().st_size != size:
+            report[name] = f"size {file.stat().st_size}, manifest says {size}"
+        elif _sha256(file) != sha256:
+            report[name] = "sha256 does not match the manifest (damaged)"
+        else:
+            report[name] = None
+    return manifest, report
+
+
+def _tidy(root: Path) -> None:
+    """Undo what an interrupted save left behind: drop partial folders, put a displaced one back."""
+    for stale in root.glob(f".{PREFIX}*.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for old in root.glob(f".{PREFIX}*.old-*"):
+        original = root / old.name[1:].split(".old-")[0]
+        if original.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(original)
+
+
+def verify_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The manifest of a complete, undamaged checkpoint; :class:`CheckpointError` names what is wrong."""
+    manifest, report = check_files(path)
+    for name, problem in report.items():
+        if problem is not None:
+            raise CheckpointError(f"{Path(path) / name}: {problem}")
+    return manifest
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -122,6 +159,8 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 
 def newest_valid_checkpoint(output_dir: str | Path, warn: Callable[[str], None]) -> Path | None:
     """The newest checkpoint that verifies; each damaged one skipped on the way is reported."""
+    if Path(output_dir).is_dir():
+        _tidy(Path(output_dir))
     for folder in reversed(list_checkpoints(output_dir)):
         try:
             verify_checkpoint(folder)

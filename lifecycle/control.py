@@ -7,13 +7,16 @@ that event's callbacks run, exactly as in Hugging Face's ``CallbackHandler``:
 =================  =====================================================
 transition         clears
 =================  =====================================================
-``train_begin``    ``should_training_stop``
 ``epoch_begin``    ``should_epoch_stop``
 ``step_begin``     ``should_log``, ``should_evaluate``, ``should_save``
 ``log``            ``should_log``
 ``evaluate``       ``should_evaluate``
 ``save``           ``should_save``
 =================  =====================================================
+
+``should_training_stop`` is set while a run is prepared, before ``train_begin``: cleared for a new run
+(as Hugging Face clears it at ``train_begin``), restored when resuming — a run saved after it was told to
+stop stays stopped.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ class TrainerControl:
 FLAGS: tuple[str, ...] = tuple(f.name for f in attrs.fields(TrainerControl))
 
 RESETS: dict[str, tuple[str, ...]] = {
-    "train_begin": ("should_training_stop",),
     "epoch_begin": ("should_epoch_stop",),
     "step_begin": ("should_log", "should_evaluate", "should_save"),
     "log": ("should_log",),

@@ -26,6 +26,10 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
         self.start = start
 
+    def identity(self) -> dict[str, int | bool]:
+        """What fixes the order of every epoch; a resumed run must see the same."""
+        return {"seed": self.seed, "shuffle": self.shuffle, "size": self.size}
+
     def order(self) -> list[int]:
         if not self.shuffle:
             return list(range(self.size))

@@ -19,11 +19,8 @@ __all__ = ["TRAINING_LIFECYCLE"]
 
 # -- guards: questions about where training stands --------------------------------------------
 def eval_on_start(s: TrainerState, c: TrainerControl, a: TrainingArguments) -> bool:
-    return a.eval_on_start
-
-
-def batches_remain(s: TrainerState, c: TrainerControl) -> bool:
-    return s.position.batch_index < s.position.batches_in_epoch
+    """Asked for, and not resuming inside an epoch."""
+    return a.eval_on_start and not s.position.epoch_open
 
 
 def window_open(s: TrainerState, c: TrainerControl) -> bool:
@@ -56,6 +53,11 @@ def epoch_open(s: TrainerState, c: TrainerControl) -> bool:
 
 def next_epoch(s: TrainerState, c: TrainerControl) -> bool:
     return s.position.epoch_index < s.num_train_epochs and not c.should_training_stop
+
+
+def epoch_due(s: TrainerState, c: TrainerControl) -> bool:
+    """An epoch to resume, or a next one to start."""
+    return s.position.epoch_open or next_epoch(s, c)
 
 
 def training(s: TrainerState, c: TrainerControl) -> bool:
@@ -95,8 +97,9 @@ TRAINING_LIFECYCLE = Lifecycle(
         T("to_predict",         "idle",     "predict"),
         T("train_begin",        "prepare",  "train"),
         T("to_evaluate",        "train",    "evaluate", eval_on_start),
-        T("epoch_begin",        "train",    "epoch"),
-        T("step_begin",         "epoch",    "step",     batches_remain),
+        T("epoch_begin",        "train",    "epoch",    epoch_due),
+        T("to_finish",          "train",    "finish"),
+        T("step_begin",         "epoch",    "step",     next_step),
         T("epoch_end",          "epoch",    "boundary", None,              "close_epoch"),
         T("substep_end",        "step",     "step",     window_open),
         T("pre_optimizer_step", "step",     "optimize"),

@@ -2,22 +2,36 @@
 
 The fields are Hugging Face's, plus :class:`Position` — the lifecycle state and the loop counters
 the guards read — so that a saved state says exactly where training stopped.
+
+The file carries ``schema_version`` (``major.minor``). A missing field takes its default, so older
+files (Hugging Face's ``trainer_state.json`` included) load; a field this release does not know is
+kept, written back unchanged and reported; a newer *major* version is refused.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-__all__ = ["SCHEMA_VERSION", "Position", "TrainerState", "converter"]
+__all__ = ["SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "converter"]
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0"
+"""Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
 
 LogEntry = dict[str, Any]
+
+
+class StateFileError(ValueError):
+    """A state file that cannot be read; the message names the file and the field."""
 
 
 @attrs.define
@@ -33,6 +47,8 @@ class Position:
     window_end: int = 0
     logged_step: int = 0
     saved_step: int = 0
+    unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """Fields written by a newer release, kept so that saving again loses nothing."""
 
 
 @attrs.define
@@ -60,21 +76,80 @@ class TrainerState:
     trial_params: dict[str, Any] | None = None
     stateful_callbacks: dict[str, Any] = attrs.field(factory=dict)
     position: Position = attrs.field(factory=Position)
+    unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """Fields written by a newer release, kept so that saving again loses nothing."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, **converter.unstructure(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
-        body = {k: v for k, v in data.items() if k != "schema_version"}
-        return converter.structure(body, cls)
+    def from_dict(cls, data: dict[str, Any], source: str = "trainer state") -> TrainerState:
+        """Structure ``data``; ``source`` (a file name) prefixes every error and warning."""
+        if not isinstance(data, dict):
+            raise StateFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        body = dict(data)
+        _check_version(body.pop("schema_version", "1.0"), source)
+        try:
+            state = converter.structure(body, cls)
+        except Exception as exc:
+            problems = "; ".join(cattrs.transform_error(exc, path="$"))
+            raise StateFileError(f"{source}: {problems}") from None
+        for where, extra in (("$", state.unknown), ("$.position", state.position.unknown)):
+            if extra:
+                logger.warning(
+                    "%s: fields %s at %s are unknown to this release (schema %s); they are kept as they are",
+                    source,
+                    ", ".join(sorted(extra)),
+                    where,
+                    SCHEMA_VERSION,
+                )
+        return state
 
     def save_to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load_from_json(cls, path: str | Path) -> TrainerState:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateFileError(f"{path}: cannot be read ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise StateFileError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=str(path))
+
+
+def _check_version(version: Any, source: str) -> None:
+    reads = f"this release reads schema versions {SCHEMA_VERSION.split('.')[0]}.x (writes {SCHEMA_VERSION})"
+    try:
+        major = int(str(version).split(".")[0])
+    except ValueError:
+        raise StateFileError(f"{source}: schema_version {version!r} is not 'major.minor'; {reads}") from None
+    if major > int(SCHEMA_VERSION.split(".")[0]):
+        raise StateFileError(f"{source}: schema_version {version} is newer than this release; {reads}")
+
+
+def _keeping_unknown(conv: cattrs.Converter, cls: type) -> None:
+    """Register hooks for ``cls``: keys without a field go to ``unknown`` and come back out of it."""
+    known = {a.name for a in attrs.fields(cls)} - {"unknown"}
+    omit = override(omit=True)
+    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, unknown=omit)
+    unstructure: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, unknown=omit)
+
+    def structure_hook(data: Any, _: type) -> Any:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        obj = structure({k: v for k, v in data.items() if k in known}, cls)
+        obj.unknown = {k: v for k, v in data.items() if k not in known}
+        return obj
+
+    def unstructure_hook(obj: Any) -> dict[str, Any]:
+        return {**obj.unknown, **unstructure(obj)}
+
+    conv.register_structure_hook(cls, structure_hook)
+    conv.register_unstructure_hook(cls, unstructure_hook)
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)
+_keeping_unknown(converter, Position)
+_keeping_unknown(converter, TrainerState)

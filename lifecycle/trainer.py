@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lifecycle import checkpoint as ckpt
+from lifecycle import resume
 from lifecycle.args import TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.control import TrainerControl
@@ -34,6 +35,7 @@ from lifecycle.dispatch import Dispatcher
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
+from lifecycle.rng import restore_rng
 from lifecycle.state import TrainerState
 
 __all__ = ["Trainer"]
@@ -197,6 +199,8 @@ class Trainer:
             self.optimizer = default_optimizer(self.model, args)
         if self.lr_scheduler is None:
             self.lr_scheduler = default_scheduler(self.optimizer, args, max_steps)
+        self._resume_state: resume.ResumeState | None = None
+        self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if self._resume_from is not None:
             self._load_checkpoint(self._resume_from)
         else:
@@ -210,11 +214,10 @@ class Trainer:
         state.save_steps = self._steps(args.save_steps, max_steps)
         state.position.training = True
         state.position.batches_in_epoch = batches
+        carry = self._resume_state.loss if self._resume_state is not None else resume.LossCarry()
         self._losses: list[torch.Tensor] = []
-        self._loss_total = torch.zeros((), device=self.device)
+        self._loss_total, self._grad_norm, self._learning_rate = carry.restore(self.device)
         self._loss_scalar = 0.0
-        self._grad_norm: torch.Tensor | None = None
-        self._learning_rate = 0.0
         self._first_step = state.global_step
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
@@ -226,16 +229,22 @@ class Trainer:
     def begin_epoch(self) -> None:
         p = self.state.position
         resuming = p.epoch_open  # restored from a checkpoint taken mid-epoch
+        saved, self._resume_state = self._resume_state, None
+        if saved is not None and not resuming:  # the uninterrupted run opens this epoch after the save
+            restore_rng(saved.rng)
         sampler = self.train_dataloader.sampler
         if isinstance(sampler, EpochSampler):
-            sampler.set_epoch(
-                p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0
-            )
+            start = p.batch_index * self.args.per_device_train_batch_size if resuming else 0
+            sampler.set_epoch(p.epoch_index, start=start)
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
         p.epoch_open = True
-        self._batches: Iterator[Batch] = iter(self.train_dataloader)
+        self._batches: Iterator[Batch] = iter(self.train_dataloader)  # draws a loader seed
+        if saved is not None:
+            if resuming:  # the uninterrupted run drew that seed long ago: rewind
+                restore_rng(saved.rng)
+                self.control.should_epoch_stop = saved.control.get("should_epoch_stop", False)
 
     def forward_backward(self) -> None:
         p = self.state.position
@@ -353,11 +362,11 @@ class Trainer:
     def save_checkpoint(self) -> None:
         state, args = self.state, self.args
         state.position.saved_step = state.global_step
+        if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
+            state.best_model_checkpoint = str(Path(args.output_dir) / f"{ckpt.PREFIX}{state.global_step}")
         folder = ckpt.write_checkpoint(args.output_dir, state.global_step, self._write_checkpoint_files)
-        if state.best_global_step == state.global_step:
-            state.best_model_checkpoint = str(folder)
-        keep = {Path(state.best_model_checkpoint)} if state.best_model_checkpoint else set()
-        ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, keep | {folder})
+        keep = {folder, *(Path(p) for p in (state.best_model_checkpoint, self._resume_from) if p)}
+        ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
 
     def run_prediction(self) -> None:
         dataset, prefix = self._predict_request
@@ -469,47 +478,48 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _write_checkpoint_files(self, folder: Path) -> None:
-        from safetensors.torch import save_model
-
-        save_model(self.model, str(folder / ckpt.WEIGHTS_FILE))
-        if self.optimizer is not None:
-            torch.save(self.optimizer.state_dict(), folder / "optimizer.pt")
-        if self.lr_scheduler is not None:
-            torch.save(self.lr_scheduler.state_dict(), folder / "scheduler.pt")
-        self.state.stateful_callbacks = {
-            type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")
-        }
+        if self._losses:  # one exact number to carry; the uninterrupted run folds at this step too
+            self._loss_total = self._loss_total + torch.stack(self._losses).sum()
+            self._losses = []
+        sampler = self.train_dataloader.sampler
+        carried = resume.ResumeState.capture(
+            self._loss_total, self._grad_norm, self._learning_rate, self.control, sampler
+        )
+        resume.save_weights(folder, self.model)
+        parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
+        resume.save_state_dicts(folder, parts)
+        resume.write_resume(folder, carried)
+        self.state.stateful_callbacks = resume.callback_states(self.callbacks)
         self.state.save_to_json(folder / ckpt.STATE_FILE)
 
-    def _find_checkpoint(self, resume: str | Path | bool | None) -> Path | None:
-        if resume is None or resume is False:
+    def _find_checkpoint(self, resume_from: str | Path | bool | None) -> Path | None:
+        if resume_from is None or resume_from is False:
             return None
-        if resume is True:
+        if resume_from is True:
             found = ckpt.newest_valid_checkpoint(self.args.output_dir, logger.warning)
             if found is None:
                 raise ckpt.CheckpointError(f"no valid checkpoint to resume from in {self.args.output_dir}")
             return found
-        folder = Path(resume)
+        folder = Path(resume_from)
         ckpt.verify_checkpoint(folder)
         return folder
 
     def _load_weights(self, folder: Path) -> None:
-        from safetensors.torch import load_model
-
-        load_model(self.model, str(folder / ckpt.WEIGHTS_FILE), device=str(self.device))
+        resume.load_weights(folder, self.model, str(self.device))
 
     def _load_checkpoint(self, folder: Path) -> None:
+        state = resume.read_state(folder)
+        saved = resume.read_resume(folder)
         self._load_weights(folder)
-        assert self.optimizer is not None
-        self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-        if (folder / "scheduler.pt").exists():
-            self.lr_scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-        self.state = TrainerState.load_from_json(folder / ckpt.STATE_FILE)
+        parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
+        resume.load_state_dicts(folder, parts)
         if self.args.restore_callback_states_from_checkpoint:
-            for cb in self.callbacks:
-                saved = self.state.stateful_callbacks.get(type(cb).__name__)
-                if saved is not None and hasattr(cb, "load_state_dict"):
-                    cb.load_state_dict(saved)
+            resume.restore_callback_states(self.callbacks, state.stateful_callbacks)
+        if saved is not None:
+            saved.check_sampler(self.train_dataloader.sampler, folder)
+            self.control.should_training_stop = saved.control.get("should_training_stop", False)
+        self.state = state
+        self._resume_state = saved
 
 
 def _loss_of(outputs: Any) -> torch.Tensor:

@@ -1,0 +1,265 @@
+"""What a checkpoint holds besides the state file, and how it is written and read back.
+
+``checkpoint-<step>/``:
+
+=======================  ========================================================================
+``model.safetensors``    the weights (safetensors: no code can hide in it)
+``optimizer.pt``         optimizer state dict  } tensors and plain containers only, read with
+``scheduler.pt``         scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
+``scaler.pt``            grad scaler, if any   } anything else is refused
+``resume.json``          :class:`ResumeState`: random generators, loss since the last log, flags
+``trainer_state.json``   :class:`~lifecycle.TrainerState`, with ``position`` and callback states
+``manifest.json``        size and sha256 of every file above
+=======================  ========================================================================
+
+This module imports torch only inside the functions that move tensors, so ``lifecycle inspect``
+can read ``resume.json`` without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from lifecycle.checkpoint import STATE_FILE, WEIGHTS_FILE, CheckpointError
+from lifecycle.rng import RngState, capture_rng
+from lifecycle.state import TrainerState
+
+__all__ = [
+    "RESUME_FILE",
+    "LossCarry",
+    "ResumeState",
+    "callback_states",
+    "load_state_dicts",
+    "load_weights",
+    "parts",
+    "read_resume",
+    "read_state",
+    "restore_callback_states",
+    "save_state_dicts",
+    "save_weights",
+    "write_resume",
+]
+
+logger = logging.getLogger(__name__)
+
+RESUME_FILE = "resume.json"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+SCALER_FILE = "scaler.pt"
+RESUME_FORMAT = 1
+
+
+@attrs.define
+class LossCarry:
+    """The training loss summed since the last log (one exact float32/float64 value), and the last
+    step's gradient norm and learning rate: what the next train log is made of."""
+
+    total: float = 0.0
+    dtype: str = "float32"
+    grad_norm: float | None = None
+    learning_rate: float = 0.0
+
+    def restore(self, device: Any) -> tuple[Any, Any, float]:
+        """``(loss total tensor on device, grad norm tensor or None, learning rate)``."""
+        import torch
+
+        dtype = getattr(torch, self.dtype, None)
+        if not isinstance(dtype, torch.dtype):
+            raise CheckpointError(f"{RESUME_FILE}: loss.dtype {self.dtype!r} is not a torch dtype")
+        total = torch.tensor(self.total, dtype=dtype, device=device)
+        grad_norm = None if self.grad_norm is None else torch.tensor(self.grad_norm)
+        return total, grad_norm, self.learning_rate
+
+
+@attrs.define
+class ResumeState:
+    """Everything a resumed run needs to continue exactly, beyond weights and optimizer."""
+
+    format: int = RESUME_FORMAT
+    rng: RngState = attrs.field(factory=RngState)
+    loss: LossCarry = attrs.field(factory=LossCarry)
+    control: dict[str, bool] = attrs.field(factory=dict)
+    """The :class:`~lifecycle.TrainerControl` flags when the checkpoint was written."""
+    sampler: dict[str, Any] = attrs.field(factory=dict)
+    """How the training order is drawn (seed, shuffle, dataset size), checked on resume."""
+
+    @classmethod
+    def capture(
+        cls, loss_total: Any, grad_norm: Any, learning_rate: float, control: Any, sampler: Any
+    ) -> ResumeState:
+        """The random generators now, and the trainer's loss accumulation, flags and sampler."""
+        identity = getattr(sampler, "identity", None)
+        return cls(
+            rng=capture_rng(),
+            loss=LossCarry(
+                total=float(loss_total),
+                dtype=str(loss_total.dtype).removeprefix("torch."),
+                grad_norm=None if grad_norm is None else float(grad_norm),
+                learning_rate=learning_rate,
+            ),
+            control=attrs.asdict(control),
+            sampler=identity() if callable(identity) else {},
+        )
+
+    def check_sampler(self, sampler: Any, where: Path) -> None:
+        """Warn when the training order would be drawn differently from the checkpoint's run."""
+        identity = getattr(sampler, "identity", None)
+        now = identity() if callable(identity) else {}
+        if self.sampler and now and self.sampler != now:
+            logger.warning(
+                "%s: the training order was drawn with %s, now with %s; the resumed run sees other batches",
+                where,
+                self.sampler,
+                now,
+            )
+
+
+_converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def write_resume(folder: Path, resume: ResumeState) -> None:
+    (folder / RESUME_FILE).write_text(json.dumps(_converter.unstructure(resume), sort_keys=True) + "\n")
+
+
+def read_resume(folder: Path) -> ResumeState | None:
+    """The checkpoint's :class:`ResumeState`, or ``None`` for a checkpoint written without one."""
+    path = folder / RESUME_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        if int(data.get("format", RESUME_FORMAT)) > RESUME_FORMAT:
+            raise ValueError(f"format {data['format']} is newer than this release (reads {RESUME_FORMAT})")
+        return _converter.structure(data, ResumeState)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: {'; '.join(cattrs.transform_error(exc, path='$'))}") from None
+
+
+def parts(optimizer: Any, scheduler: Any, scaler: Any = None) -> dict[str, Any]:
+    """The objects saved through ``state_dict()``, by file name (``None``: not part of this run)."""
+    return {OPTIMIZER_FILE: optimizer, SCHEDULER_FILE: scheduler, SCALER_FILE: scaler}
+
+
+def save_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
+    """``torch.save(obj.state_dict())`` for each ``file name -> obj`` (``None`` objects skipped)."""
+    import torch
+
+    for name, obj in parts.items():
+        if obj is not None:
+            torch.save(obj.state_dict(), folder / name)
+
+
+def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
+    """Load each file into its object, refusing anything but tensors and plain containers."""
+    import torch
+
+    for name, obj in parts.items():
+        path = folder / name
+        if obj is None:
+            continue
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (the model being trained has a {type(obj).__name__})")
+        try:
+            saved = torch.load(path, weights_only=True, map_location="cpu")
+        except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{path}: refused; not a file of tensors and plain containers ({_first_line(exc)})"
+            ) from None
+        try:
+            obj.load_state_dict(saved)
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(
+                f"{path}: does not fit this {type(obj).__name__} ({_first_line(exc)})"
+            ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _stateful(cb: object) -> bool:
+    return callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None))
+
+
+def callback_states(callbacks: Iterable[object]) -> dict[str, list[Any]]:
+    """Each stateful callback's ``state_dict()``, by class name, in callback order (a list per class,
+    so two callbacks of one class keep one entry each)."""
+    saved: dict[str, list[Any]] = {}
+    for cb in callbacks:
+        if not _stateful(cb):
+            continue
+        name = type(cb).__name__
+        state = cb.state_dict()  # type: ignore[attr-defined]
+        try:
+            json.dumps(state)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"callback {name}.state_dict() must return plain JSON data: {exc}"
+            ) from None
+        saved.setdefault(name, []).append(state)
+    return saved
+
+
+def restore_callback_states(callbacks: Iterable[object], saved: Mapping[str, Any]) -> None:
+    """Give every stateful callback its saved state, in place: the n-th callback of a class gets the
+    n-th state saved for that class. Callbacks with no saved state keep theirs, with a warning."""
+    seen: dict[str, int] = {}
+    for cb in callbacks:
+        if not _stateful(cb):
+            continue
+        name = type(cb).__name__
+        index = seen.get(name, 0)
+        seen[name] = index + 1
+        states = saved.get(name, [])
+        states = states if isinstance(states, list) else [states]
+        if index >= len(states):
+            logger.warning(
+                "the checkpoint holds no state for callback %s #%d; it starts afresh", name, index + 1
+            )
+            continue
+        try:
+            cb.load_state_dict(states[index])  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise CheckpointError(f"{STATE_FILE}: callback {name}.load_state_dict failed: {exc}") from exc
+    for name, states in saved.items():
+        count = len(states) if isinstance(states, list) else 1
+        if count > seen.get(name, 0):
+            logger.warning(
+                "the checkpoint holds %d state(s) for callback %s; %d such callback(s) here",
+                count,
+                name,
+                seen.get(name, 0),
+            )
+
+
+def load_weights(folder: Path, model: Any, device: str) -> None:
+    """Copy ``model.safetensors`` into ``model``; a missing or unexpected tensor is an error naming it."""
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(folder / WEIGHTS_FILE), device=device)
+    except (RuntimeError, OSError) as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE}: {exc}") from None
+
+
+def save_weights(folder: Path, model: Any) -> None:
+    from safetensors.torch import save_model
+
+    save_model(model, str(folder / WEIGHTS_FILE))
+
+
+def read_state(folder: Path) -> TrainerState:
+    return TrainerState.load_from_json(folder / STATE_FILE)

@@ -1,0 +1,377 @@
+"""Stop a run, resume it, and get the uninterrupted run's parameters and log history bit for bit.
+
+Run as a script (``python tests/test_resume.py OUTPUT_DIR``), this file trains the same scenario in a
+process of its own, resuming from the newest valid checkpoint when there is one: the SIGKILL test
+kills such processes at random moments and compares what the last one leaves with a clean run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy
+import pytest
+import torch
+
+from lifecycle import EarlyStoppingCallback, PrinterCallback, TrainerCallback, TrainingArguments
+from lifecycle.checkpoint import list_checkpoints, newest_valid_checkpoint
+from lifecycle.dispatch import CallbackError
+from lifecycle.trainer import Trainer
+
+TIMING = ("_runtime", "_per_second")
+
+
+class Points(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    def __init__(self, n: int, seed: int, width: int = 6):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, width, generator=g)
+        self.y = (self.x[:, 0] + self.x[:, 1] > 0).long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        """With a random augmentation drawn from Python's and NumPy's generators."""
+        jitter = 0.01 * (random.gauss(0, 1) + float(numpy.random.randn()))
+        return {"x": self.x[i] + jitter, "labels": self.y[i]}
+
+
+class Net(torch.nn.Module):
+    def __init__(self, width: int = 6, hidden: int = 32, ballast: int = 0):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(width, hidden), torch.nn.Dropout(0.3), torch.nn.ReLU(), torch.nn.Linear(hidden, 2)
+        )
+        # trained weights that make each checkpoint large, so that kills land inside its writing
+        self.ballast = torch.nn.Parameter(torch.zeros(ballast))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.body(x) + self.ballast[:1].sum()
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+class Interrupt(TrainerCallback):
+    """Raises right after the checkpoint of ``step`` is on disk: the process 'dies' there."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise RuntimeError(f"interrupted after saving step {self.step}")
+
+
+def arguments(output_dir: Path, **changes: Any) -> TrainingArguments:
+    settings: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": 3,
+        "per_device_train_batch_size": 3,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 0.05,
+        "logging_steps": 3,
+        "eval_strategy": "steps",
+        "eval_steps": 2,
+        "save_strategy": "steps",
+        "save_steps": 1,
+        "metric_for_best_model": "loss",
+        "disable_tqdm": True,
+        "seed": 7,
+        **changes,
+    }
+    return TrainingArguments(**settings)
+
+
+def trainer(
+    output_dir: Path, *extra: TrainerCallback, train_size: int = 23, ballast: int = 0, **changes: Any
+) -> Trainer:
+    torch.manual_seed(0)
+    return Trainer(
+        Net(ballast=ballast),
+        arguments(output_dir, **changes),
+        train_dataset=Points(train_size, seed=1),
+        eval_dataset=Points(9, seed=2),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=4, early_stopping_threshold=0.02), *extra],
+    )
+
+
+def comparable(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Log entries without timings; the train summary covers one process, so its ``train_*`` go too."""
+    return [
+        {k: v for k, v in entry.items() if not k.endswith(TIMING) and not k.startswith("train_")}
+        for entry in history
+    ]
+
+
+def params(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+
+
+def assert_same_run(a: Trainer, b: Trainer) -> None:
+    pa, pb = params(a), params(b)
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        assert torch.equal(pa[name], pb[name]), f"parameter {name} differs"
+    assert comparable(a.state.log_history) == comparable(b.state.log_history)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Trainer:
+    t = trainer(tmp_path_factory.mktemp("reference"))
+    t.train()
+    return t
+
+
+def interrupted_then_resumed(output_dir: Path, step: int, **changes: Any) -> Trainer:
+    first = trainer(output_dir, Interrupt(step), **changes)
+    with pytest.raises(CallbackError, match="interrupted"):
+        first.train()
+    resumed = trainer(output_dir, **changes)
+    resumed.train(resume_from_checkpoint=True)
+    return resumed
+
+
+# 23 examples, batches of 3: 8 batches, windows of 2 -> 4 steps per epoch, 12 in all.
+@pytest.mark.parametrize("step", [1, 3, 4, 6, 11, 12], ids=lambda s: f"step{s}")
+def test_resume_is_bit_exact(reference: Trainer, tmp_path: Path, step: int) -> None:
+    """Mid-epoch (3, 6, 11), at the last step of an epoch (4), the first and the very last step."""
+    resumed = interrupted_then_resumed(tmp_path, step)
+    assert resumed.state.global_step == 12
+    assert_same_run(reference, resumed)
+
+
+def test_early_stopping_counter_survives(reference: Trainer, tmp_path: Path) -> None:
+    counters = []
+    for folder in list_checkpoints(reference.args.output_dir):
+        state = json.loads((folder / "trainer_state.json").read_text())
+        counters.append(
+            state["stateful_callbacks"]["EarlyStoppingCallback"][0]["early_stopping_patience_counter"]
+        )
+    assert any(0 < c < 4 for c in counters), counters  # the scenario does save a counter part-way
+    resumed = interrupted_then_resumed(tmp_path, step=9)
+    stopper = next(cb for cb in resumed.callbacks if isinstance(cb, EarlyStoppingCallback))
+    expected = next(cb for cb in reference.callbacks if isinstance(cb, EarlyStoppingCallback))
+    assert stopper.early_stopping_patience_counter == expected.early_stopping_patience_counter
+
+
+def test_early_stop_resumed_from_the_stopping_checkpoint(tmp_path: Path) -> None:
+    """Patience 1 stops the run early; a resume from its last checkpoint trains no further."""
+
+    def stopper_run(out: Path, *extra: TrainerCallback) -> Trainer:
+        t = trainer(out, *extra)
+        stopper = t.callbacks[1]
+        assert isinstance(stopper, EarlyStoppingCallback)
+        stopper.early_stopping_patience, stopper.early_stopping_threshold = 1, 10.0  # stops at step 4
+        return t
+
+    ref = stopper_run(tmp_path / "ref")
+    ref.train()
+    last = ref.state.global_step
+    assert last == 4
+    first = stopper_run(tmp_path / "run", Interrupt(last))
+    with pytest.raises(CallbackError):
+        first.train()
+    resumed = stopper_run(tmp_path / "run")
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == last
+    assert_same_run(ref, resumed)
+
+
+def test_resume_at_an_epoch_boundary(tmp_path: Path) -> None:
+    """``save_strategy="epoch"``: the checkpoint is written after ``epoch_end``, the epoch closed."""
+    changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
+    ref = trainer(tmp_path / "ref", **changes)
+    ref.train()
+    resumed = interrupted_then_resumed(tmp_path / "run", step=8, **changes)
+    saved = json.loads((tmp_path / "run" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert saved["position"]["epoch_open"] is False and saved["position"]["epoch_index"] == 2
+    assert_same_run(ref, resumed)
+
+
+def test_loss_since_last_log_is_carried(tmp_path: Path, reference: Trainer) -> None:
+    """Step 4 is between logs (3 and 6): the log at 6 averages steps 4-6 across the resume."""
+    saved = json.loads((Path(reference.args.output_dir) / "checkpoint-4" / "resume.json").read_text())
+    assert saved["loss"]["total"] > 0
+    resumed = interrupted_then_resumed(tmp_path, step=4)
+    at_six = [e for e in resumed.state.log_history if e["step"] == 6 and "loss" in e]
+    assert at_six == [e for e in reference.state.log_history if e["step"] == 6 and "loss" in e]
+
+
+def test_changed_intervals_take_effect_on_resume(tmp_path: Path) -> None:
+    first = trainer(tmp_path, Interrupt(2))
+    with pytest.raises(CallbackError):
+        first.train()
+    resumed = trainer(tmp_path, logging_steps=5, save_steps=4)
+    resumed.train(resume_from_checkpoint=True)
+    assert (resumed.state.logging_steps, resumed.state.save_steps) == (5, 4)
+    logged = [e["step"] for e in resumed.state.log_history if "loss" in e]
+    assert logged == [5, 10]  # the first process logged nothing before step 3
+    steps = sorted(int(p.name.split("-")[1]) for p in list_checkpoints(tmp_path))
+    assert steps == [1, 2, 4, 8, 12]
+
+
+class Counter(TrainerCallback):
+    """Counts the steps that are multiples of ``every``; its count is its state."""
+
+    def __init__(self, every: int):
+        self.every, self.seen = every, 0
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step % self.every == 0:
+            self.seen += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.seen = state["seen"]
+
+
+def test_two_callbacks_of_one_class_keep_their_own_state(tmp_path: Path) -> None:
+    first = trainer(tmp_path, Counter(1), Counter(2), Interrupt(5))
+    with pytest.raises(CallbackError):
+        first.train()
+    a, b = Counter(1), Counter(2)
+    resumed = trainer(tmp_path, a, b)
+    resumed.train(resume_from_checkpoint=True)
+    assert (a.seen, b.seen) == (12, 6)
+    assert [type(cb).__name__ for cb in resumed.callbacks][-3:-1] == ["Counter", "Counter"]  # in place
+    saved = json.loads((tmp_path / "checkpoint-12" / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["Counter"] == [{"seen": 12}, {"seen": 6}]
+
+
+def test_callback_states_are_not_restored_when_asked(tmp_path: Path) -> None:
+    first = trainer(tmp_path, Counter(1), Interrupt(5))
+    with pytest.raises(CallbackError):
+        first.train()
+    fresh = Counter(1)
+    trainer(tmp_path, fresh, restore_callback_states_from_checkpoint=False).train(resume_from_checkpoint=True)
+    assert fresh.seen == 12 - 5  # only the steps of the resumed process
+
+
+def test_a_missing_or_extra_callback_state_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = trainer(tmp_path, Counter(1), Interrupt(5))
+    with pytest.raises(CallbackError):
+        first.train()
+    a, b = Counter(1), Counter(2)
+    with caplog.at_level(logging.WARNING):
+        trainer(tmp_path, a, b, max_steps=6).train(resume_from_checkpoint=True)
+    assert "no state for callback Counter #2" in caplog.text
+    assert (a.seen, b.seen) == (6, 1)  # the first resumed its count, the second started afresh
+
+
+def test_a_different_training_order_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = trainer(tmp_path, Interrupt(3))
+    with pytest.raises(CallbackError):
+        first.train()
+    with caplog.at_level(logging.WARNING):
+        trainer(tmp_path, train_size=24, max_steps=4).train(resume_from_checkpoint=True)
+    assert "'size': 23" in caplog.text and "'size': 24" in caplog.text and "other batches" in caplog.text
+
+
+# -- a real process, killed at random moments -------------------------------------------------
+class Announce(TrainerCallback):
+    """Tells the parent process when this one has written its first checkpoint (startup is over)."""
+
+    def __init__(self) -> None:
+        self.told = False
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not self.told:
+            print("saved", flush=True)
+            self.told = True
+
+
+KILL_SCENARIO = {
+    "train_size": 61,
+    "ballast": 400_000,
+    "save_total_limit": 2,
+    "logging_steps": 4,
+    "eval_steps": 5,
+    "num_train_epochs": 2,
+}
+
+
+def run_scenario(output_dir: Path) -> None:
+    """The script's body: train (resuming when a checkpoint exists), then write what the run ended with."""
+    from safetensors.torch import save_file
+
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    settings = dict(KILL_SCENARIO)
+    t = trainer(output_dir, Announce(), **settings)  # type: ignore[arg-type]
+    t.remove_callback(PrinterCallback)  # standard output carries the "saved" signal only
+    t.train(resume_from_checkpoint=True if list_checkpoints(output_dir) else None)
+    save_file(params(t), str(output_dir / "final.safetensors"))
+    (output_dir / "history.json").write_text(json.dumps(comparable(t.state.log_history)))
+
+
+def _start(output_dir: Path) -> subprocess.Popen[str]:
+    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    return subprocess.Popen(
+        [sys.executable, __file__, str(output_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    chance = random.Random(int(os.environ.get("RESUME_KILL_SEED", "0")) or None)
+    reference = _start(tmp_path / "reference")
+    run = tmp_path / "run"
+    kills, partial = 0, 0
+    deadline = time.monotonic() + 60
+    while kills < 3 and time.monotonic() < deadline:
+        proc = _start(run)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "saved":
+            break  # finished without saving: nothing was left to do
+        time.sleep(chance.uniform(0.0, 0.6))
+        if proc.poll() is not None:
+            break  # finished before the kill
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        partial += any(p.name.startswith(".checkpoint-") for p in run.iterdir()) if run.exists() else 0
+        if list_checkpoints(run):
+            assert newest_valid_checkpoint(run, warn=print) is not None
+    if not (run / "history.json").exists():
+        last = _start(run)
+        assert last.wait(timeout=60) == 0
+    assert reference.wait(timeout=60) == 0
+    print(f"{kills} kills, {partial} during a checkpoint write")
+    assert kills >= 2
+    assert json.loads((run / "history.json").read_text()) == json.loads(
+        (tmp_path / "reference" / "history.json").read_text()
+    )
+    got, want = (
+        load_file(str(run / "final.safetensors")),
+        load_file(str(tmp_path / "reference" / "final.safetensors")),
+    )
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    final = json.loads((list_checkpoints(run)[-1] / "trainer_state.json").read_text())
+    kept = {p.name for p in list_checkpoints(run)}
+    assert Path(final["best_model_checkpoint"]).name in kept  # rotation spares the best
+    assert len(kept) <= 3  # limit 2, plus the one this process resumed from
+
+
+if __name__ == "__main__":
+    run_scenario(Path(sys.argv[1]))
