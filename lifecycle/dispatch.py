@@ -65,7 +65,9 @@ class Node:
 class Dispatcher:
     """The compiled lifecycle of one runner, with its callbacks bound."""
 
-    def __init__(self, lifecycle: Lifecycle, runner: Runner, callbacks: Sequence[object], tracer: Tracer | None = None):
+    def __init__(
+        self, lifecycle: Lifecycle, runner: Runner, callbacks: Sequence[object], tracer: Tracer | None = None
+    ):
         self.lifecycle = lifecycle
         self.runner = runner
         self.tracer = tracer  # times every step and entry action (lifecycle.trace)
@@ -172,7 +174,8 @@ class Dispatcher:
         assert self.tracer is not None
         shared = sum(o.name == t.name for o in self.lifecycle.transitions) > 1
         wrapped = self.tracer.wrap_edge(t, steps, [self._labels.get(s) for s in steps], shared)
-        self._labels.update((w, self._labels[s]) for w, s in zip(wrapped, steps) if s in self._labels)
+        pairs = zip(wrapped, steps, strict=False)  # a bare counter (no steps) has no label
+        self._labels.update((w, self._labels[s]) for w, s in pairs if s in self._labels)
         return list(wrapped)
 
     def _bind(self, name: str, callbacks: Iterable[object]) -> tuple[Step, ...]:

@@ -46,13 +46,23 @@ __all__ = [
 ]
 
 #: file suffix -> format understood by :meth:`LifecycleGraph.render`
-SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".md": "mermaid"}
+SUFFIXES = {
+    ".svg": "svg",
+    ".png": "png",
+    ".pdf": "pdf",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mermaid",
+    ".md": "mermaid",
+}
 _BINARY = ("svg", "png", "pdf")
 
 # palette: one place to restyle every drawing
 _EVENT, _PLUMBING, _CUSTOM = "#2b5797", "#8c8c8c", "#8e44ad"
 _REST_FILL, _ACTION_FILL, _JUNCTION_FILL = "#dce8f7", "#f7f7f7", "#fff1c9"
-_INK, _FAINT = "#222222", "#6b6b6b"
+_INK, _FAINT, _GOLD = "#222222", "#6b6b6b", "#b08a2e"
+_BLUE = _EVENT
+_X = "\u00d7"  # the multiplication sign of "x3": taken three times
 _HEAT = ("#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000")
 
 
@@ -101,7 +111,10 @@ class _Edge:
 def _stats(raw: Mapping[str, Any] | None) -> dict[str, EdgeStat] | None:
     if raw is None:
         return None
-    return {k: v if isinstance(v, EdgeStat) else EdgeStat(int(v["count"]), int(v["time_ns"])) for k, v in raw.items()}
+    return {
+        k: v if isinstance(v, EdgeStat) else EdgeStat(int(v["count"]), int(v["time_ns"]))
+        for k, v in raw.items()
+    }
 
 
 @attrs.frozen
@@ -125,7 +138,10 @@ class LifecycleGraph:
             name=lifecycle.name,
             initial=lifecycle.initial,
             states=tuple(_State(s.name, s.action, s.rest, s.doc) for s in lifecycle.states),
-            edges=tuple(_Edge(t.name, t.source, t.dest, describe_guard(t.guard), t.effect) for t in lifecycle.transitions),
+            edges=tuple(
+                _Edge(t.name, t.source, t.dest, describe_guard(t.guard), t.effect)
+                for t in lifecycle.transitions
+            ),
             callbacks={k: tuple(v) for k, v in (callbacks or {}).items() if v},
         )
 
@@ -148,7 +164,9 @@ class LifecycleGraph:
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True)
 
-    def with_stats(self, edges: Mapping[str, EdgeStat], states: Mapping[str, EdgeStat] | None = None) -> LifecycleGraph:
+    def with_stats(
+        self, edges: Mapping[str, EdgeStat], states: Mapping[str, EdgeStat] | None = None
+    ) -> LifecycleGraph:
         """The same graph drawn as a heat map: edge width by count, colour by time."""
         return attrs.evolve(self, edge_stats=dict(edges), state_stats=dict(states or {}))
 
@@ -167,7 +185,10 @@ class LifecycleGraph:
         path = Path(path)
         fmt = format or SUFFIXES.get(path.suffix.lower())
         if fmt is None:
-            raise ValueError(f"cannot tell the format of {str(path)!r}: use a suffix among {', '.join(SUFFIXES)} or pass format=")
+            raise ValueError(
+                f"cannot tell the format of {str(path)!r}: "
+                f"use a suffix among {', '.join(SUFFIXES)} or pass format="
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.to_bytes(fmt))
         return path
@@ -197,7 +218,9 @@ class LifecycleGraph:
 
     def __repr__(self) -> str:
         heat = ", heat map" if self.edge_stats is not None else ""
-        return f"<LifecycleGraph {self.name!r}: {len(self.states)} states, {len(self.edges)} transitions{heat}>"
+        return (
+            f"<LifecycleGraph {self.name!r}: {len(self.states)} states, {len(self.edges)} transitions{heat}>"
+        )
 
 
 def render_dot(source: str, fmt: str) -> bytes:
@@ -211,7 +234,9 @@ def render_dot(source: str, fmt: str) -> bytes:
         )
     done = subprocess.run([exe, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"dot -T{fmt} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"dot -T{fmt} failed ({done.returncode}): {done.stderr.decode(errors='replace').strip()}"
+        )
     return done.stdout
 
 
@@ -253,7 +278,9 @@ class _Dot:
 
     def source(self) -> str:
         g = self.g
-        title = f"<b>{_h(g.name)}</b> lifecycle" + (" — a run: edge width = times taken, colour = time" if self.heat else "")
+        title = f"<b>{_h(g.name)}</b> lifecycle" + (
+            " — a run: edge width = times taken, colour = time" if self.heat else ""
+        )
         lines = [
             f"digraph {_q(g.name)} {{",
             f'  graph [rankdir=TB, newrank=true, nodesep=0.45, ranksep=0.42, pad=0.25, fontname="Helvetica",'
@@ -264,7 +291,9 @@ class _Dot:
             f'  "__start__" -> {_q(g.initial)} [color="{_INK}"];',
         ]
         lines += [f"  {_q(s.name)} [{self._node(s)}];" for s in g.states]
-        lines += [f"  {_q(e.source)} -> {_q(e.dest)} [{self._edge(e)}];" for e in g.edges if e.dest is not None]
+        lines += [
+            f"  {_q(e.source)} -> {_q(e.dest)} [{self._edge(e)}];" for e in g.edges if e.dest is not None
+        ]
         lines.append("}")
         return "\n".join(lines) + "\n"
 
@@ -274,22 +303,28 @@ class _Dot:
             rows.append(f'<font point-size="9" color="{_FAINT}" face="Courier">{_h(s.action)}()</font>')
         stat = (self.g.state_stats or {}).get(s.name)
         if stat is not None and stat.count:
-            rows.append(f'<font point-size="9" color="{_FAINT}">×{stat.count} · {_ms(stat.time_ns)}</font>')
+            rows.append(
+                f'<font point-size="9" color="{_FAINT}">{_X}{stat.count} · {_ms(stat.time_ns)}</font>'
+            )
         for e in self.g.edges:
             if e.source == s.name and e.dest is None:
                 rows.append(f'<font point-size="9" color="{_EVENT}">{self._internal(e)}</font>')
         label = "<br/>".join(rows)
-        tip = f', tooltip={_q(s.doc)}' if s.doc else ""
+        tip = f", tooltip={_q(s.doc)}" if s.doc else ""
         if s.kind == "rest":
-            style = f'shape=box, style="rounded,filled", peripheries=2, fillcolor="{_REST_FILL}", color="{_EVENT}"'
+            style = (
+                f'shape=box, style="rounded,filled", peripheries=2, fillcolor="{_REST_FILL}", color="{_BLUE}"'
+            )
         elif s.kind == "junction":
-            style = f'shape=diamond, style=filled, fillcolor="{_JUNCTION_FILL}", color="#b08a2e", margin="0.02,0.02"'
+            style = f'shape=diamond, style=filled, fillcolor="{_JUNCTION_FILL}", color="{_GOLD}", margin=0.02'
         else:
             fill, dark = self._fill(s)
-            ink = f', fontcolor="white"' if dark else ""
+            ink = ', fontcolor="white"' if dark else ""
             style = f'shape=box, style="rounded,filled", fillcolor="{fill}", margin="0.14,0.06"{ink}'
             if dark:
-                label = label.replace(f'color="{_FAINT}"', 'color="white"').replace(f'color="{_EVENT}"', 'color="white"')
+                label = label.replace(f'color="{_FAINT}"', 'color="white"').replace(
+                    f'color="{_EVENT}"', 'color="white"'
+                )
         return f"label=<{label}>, {style}{tip}"
 
     def _fill(self, s: _State) -> tuple[str, bool]:
@@ -302,8 +337,11 @@ class _Dot:
         text = f"⟲ <b>{_h(e.name)}</b>"
         stat = (self.g.edge_stats or {}).get(e.key)
         if stat is not None:
-            text += f" ×{stat.count} · {_ms(stat.time_ns)}"
-        cbs = "".join(f'<br/><font color="{_FAINT}" point-size="8">▸ {_h(c)}</font>' for c in self.g.callbacks.get(e.name, ()))
+            text += f" {_X}{stat.count} · {_ms(stat.time_ns)}"
+        cbs = "".join(
+            f'<br/><font color="{_FAINT}" point-size="8">▸ {_h(c)}</font>'
+            for c in self.g.callbacks.get(e.name, ())
+        )
         return text + cbs
 
     def _edge(self, e: _Edge) -> str:
@@ -318,11 +356,14 @@ class _Dot:
             detail.append(f"/ {_h(e.effect)}")
         if detail:
             rows.append(f'<font point-size="8">{" ".join(detail)}</font>')
-        rows += [f'<font point-size="8" color="{_FAINT}">▸ {_h(c)}</font>' for c in self.g.callbacks.get(e.name, ())]
+        rows += [
+            f'<font point-size="8" color="{_FAINT}">▸ {_h(c)}</font>'
+            for c in self.g.callbacks.get(e.name, ())
+        ]
         color = {"event": _EVENT, "plumbing": _PLUMBING, "custom": _CUSTOM}[e.kind]
         attrs_ = [f'color="{color}"', f'fontcolor="{color if e.kind != "plumbing" else _FAINT}"']
         if e.kind == "plumbing":
-            attrs_.append('style=dashed')
+            attrs_.append("style=dashed")
         attrs_.append("penwidth=1.3" if e.kind != "plumbing" else "penwidth=1.0")
         if self.heat:
             attrs_ = self._heat(e, rows)
@@ -333,14 +374,14 @@ class _Dot:
         stat = (self.g.edge_stats or {}).get(e.key, EdgeStat())
         if stat.count == 0:
             return ['color="#c8c8c8"', 'fontcolor="#a0a0a0"', "style=dotted", "penwidth=1.0"]
-        rows.append(f'<font point-size="8">×{stat.count} · {_ms(stat.time_ns)}</font>')
+        rows.append(f'<font point-size="8">{_X}{stat.count} · {_ms(stat.time_ns)}</font>')
         width = 1.2 + 5.0 * math.log1p(stat.count) / math.log1p(self.max_count)
         shade, _ = _shade(stat.time_ns, self.max_time)
         return [f'color="{shade}"', f'fontcolor="{_INK}"', f"penwidth={width:.2f}"]
 
 
 def _ordered_exits(g: LifecycleGraph) -> dict[str, list[_Edge]]:
-    """Per non-rest state, its exits in the order their guards are tried (a rest state's are taken by name)."""
+    """Per non-rest state, its exits in the order their guards are tried (a rest state's go by name)."""
     return {s.name: [e for e in g.edges if e.source == s.name and e.dest] for s in g.states if not s.rest}
 
 
@@ -382,13 +423,13 @@ def _mermaid(g: LifecycleGraph) -> str:
         parts += [f"▸ {c}" for c in g.callbacks.get(e.name, ())]
         stat = (g.edge_stats or {}).get(e.key)
         if stat is not None:
-            parts.append(f"×{stat.count} · {_ms(stat.time_ns)}")
+            parts.append(f"{_X}{stat.count} · {_ms(stat.time_ns)}")
         arrow = {"event": "-->", "plumbing": "-.->", "custom": "==>"}[e.kind]
         lines.append(f'  {_mid(e.source)} {arrow}|"{_mq("<br/>".join(parts))}"| {_mid(e.dest)}')
     lines += [
         f"  classDef rest fill:{_REST_FILL},stroke:{_EVENT},stroke-width:3px",
         f"  classDef action fill:{_ACTION_FILL},stroke:{_INK}",
-        f"  classDef junction fill:{_JUNCTION_FILL},stroke:#b08a2e",
+        f"  classDef junction fill:{_JUNCTION_FILL},stroke:{_GOLD}",
     ]
     lines += [f"  class {','.join(ids)} {kind}" for kind, ids in classes.items() if ids]
     return "\n".join(lines) + "\n"
@@ -451,7 +492,9 @@ def _format_for(fmt: str, output: str | None) -> str:
     return fmt
 
 
-def graph_command(fmt: str, lifecycle_spec: str | None, callback_specs: Sequence[str], output: str | None) -> int:
+def graph_command(
+    fmt: str, lifecycle_spec: str | None, callback_specs: Sequence[str], output: str | None
+) -> int:
     """``lifecycle graph``: draw the default lifecycle (or ``MODULE:ATTR``) with the given callbacks."""
     try:
         if lifecycle_spec:

@@ -93,7 +93,9 @@ class Tracer:
         return slot
 
     # -- compile time ---------------------------------------------------------------------------
-    def wrap_edge(self, t: Transition, steps: Sequence[Step], labels: Sequence[str | None], shared: bool) -> tuple[Step, ...]:
+    def wrap_edge(
+        self, t: Transition, steps: Sequence[Step], labels: Sequence[str | None], shared: bool
+    ) -> tuple[Step, ...]:
         """``steps`` of transition ``t``, each timed; ``labels`` name the callback steps.
 
         An edge without steps gets a bare counter only when its ``shared`` name cannot tell it
@@ -101,7 +103,7 @@ class Tracer:
         """
         edge = f"{t.name}:{t.source}->{t.dest or ''}"
         wrapped: list[Step] = []
-        for i, (step, label) in enumerate(zip(steps, labels)):
+        for i, (step, label) in enumerate(zip(steps, labels, strict=True)):
             if label is not None:
                 kind, text = "callback", label.removeprefix("callback ")
             elif t.effect is not None and getattr(step, "__name__", None) == t.effect:
@@ -132,7 +134,10 @@ class Tracer:
             time_ns = sum(s.time_ns for s in self._slots.values() if s.edge == e.key and s.kind != "action")
             edges[e.key] = {"count": count, "time_ns": time_ns}
         transitions = {
-            name: {"count": counts.get(name, 0), "time_ns": sum(v["time_ns"] for k, v in edges.items() if k.split(":")[0] == name)}
+            name: {
+                "count": counts.get(name, 0),
+                "time_ns": sum(v["time_ns"] for k, v in edges.items() if k.split(":")[0] == name),
+            }
             for name in dict.fromkeys(e.name for e in graph.edges)
         }
         states = {s.name: {"count": 0, "time_ns": 0} for s in graph.states}
@@ -146,7 +151,8 @@ class Tracer:
         for slot in self._slots.values():
             if slot.kind == "callback":
                 row = callbacks.setdefault(
-                    (slot.transition, slot.label), {"transition": slot.transition, "callback": slot.label, "count": 0, "time_ns": 0}
+                    (slot.transition, slot.label),
+                    {"transition": slot.transition, "callback": slot.label, "count": 0, "time_ns": 0},
                 )
                 row["time_ns"] += slot.time_ns
         for (name, _), row in callbacks.items():
@@ -201,7 +207,9 @@ def heat_graph(trace: Mapping[str, Any]) -> LifecycleGraph:
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])
+    return "\n".join(
+        [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
+    )
 
 
 def _us(ns: float) -> str:
@@ -217,7 +225,10 @@ def summary(trace: Mapping[str, Any], top: int = 10) -> str:
     out: list[str] = []
     fired = [(n, v) for n, v in trace["transitions"].items() if v["count"]]
     rows = [[n, str(v["count"]), _ms(v["time_ns"]), _us(v["time_ns"] / v["count"])] for n, v in fired]
-    out += [f"transitions of the {trace['lifecycle']!r} lifecycle (time in their callbacks)", _table(["transition", "fired", "ms", "µs each"], rows)]
+    out += [
+        f"transitions of the {trace['lifecycle']!r} lifecycle (time in their callbacks)",
+        _table(["transition", "fired", "ms", "µs each"], rows),
+    ]
     acted = [(n, v) for n, v in trace["states"].items() if v["time_ns"]]
     acted.sort(key=lambda nv: -nv[1]["time_ns"])
     rows = [[n, str(v["count"]), _ms(v["time_ns"]), _us(v["time_ns"] / max(v["count"], 1))] for n, v in acted]
@@ -225,11 +236,22 @@ def summary(trace: Mapping[str, Any], top: int = 10) -> str:
     cbs = trace["callbacks"][:top]
     total = sum(r["time_ns"] for r in trace["callbacks"]) or 1
     rows = [
-        [r["callback"], r["transition"], str(r["count"]), _ms(r["time_ns"]), _us(r["time_ns"] / max(r["count"], 1)), f"{100 * r['time_ns'] / total:.1f}%"]
+        [
+            r["callback"],
+            r["transition"],
+            str(r["count"]),
+            _ms(r["time_ns"]),
+            _us(r["time_ns"] / max(r["count"], 1)),
+            f"{100 * r['time_ns'] / total:.1f}%",
+        ]
         for r in cbs
     ]
     out += ["", f"slowest callbacks (top {len(cbs)} of {len(trace['callbacks'])})"]
-    out.append(_table(["callback", "transition", "calls", "ms", "µs each", "share"], rows) if rows else "(no callbacks ran)")
+    out.append(
+        _table(["callback", "transition", "calls", "ms", "µs each", "share"], rows)
+        if rows
+        else "(no callbacks ran)"
+    )
     return "\n".join(out) + "\n"
 
 

@@ -171,7 +171,8 @@ class Trainer:
         self._resume_from = self._find_checkpoint(resume_from_checkpoint)
         self.dispatcher.fire("train_begin")
         if self.state.is_world_process_zero:
-            self.tracer.write(Path(self.args.output_dir) / TRACE_FILE, self.dispatcher.counts, self.lifecycle_graph())
+            trace = Path(self.args.output_dir) / TRACE_FILE
+            self.tracer.write(trace, self.dispatcher.counts, self.lifecycle_graph())
         return self._train_output
 
     def evaluate(self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval") -> dict[str, float]:
