@@ -1,7 +1,7 @@
 """The run trace: how often each transition fired and where the time went, per callback.
 
-A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` wraps each compiled step (a
-callback handler, a flag reset, an effect) and each state's entry action once, at compile time, with a
+A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` wraps each compiled callback
+handler and effect, and each state's entry action, once, at compile time, with a
 ``perf_counter_ns`` timer that adds into a preallocated slot. Nothing is looked up while running; the
 cost is two clock reads per wrapped call (about 0.2 µs). The trainer writes ``trace.json`` into
 ``output_dir`` when ``train()`` returns; ``lifecycle trace RUN_DIR`` reads it back::
@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lifecycle.control import RESETS
 from lifecycle.graph import EdgeStat, GraphvizNotFound, LifecycleGraph
 from lifecycle.machine import Transition
 
@@ -96,32 +95,35 @@ class Tracer:
     def wrap_edge(
         self, t: Transition, steps: Sequence[Step], labels: Sequence[str | None], shared: bool
     ) -> tuple[Step, ...]:
-        """``steps`` of transition ``t``, each timed; ``labels`` name the callback steps.
-
-        An edge without steps gets a bare counter only when its ``shared`` name cannot tell it
-        from other edges (the dispatcher's per-name count serves the rest).
+        """``steps`` of transition ``t`` with each callback and effect timed (``labels`` name the
+        callbacks; flag resets are too cheap to time). The first timed step also counts the edge's
+        firings; an edge with none gets a bare counter when its ``shared`` name cannot tell it from
+        other edges (the dispatcher's per-name count serves the rest).
         """
         edge = f"{t.name}:{t.source}->{t.dest or ''}"
         wrapped: list[Step] = []
-        for i, (step, label) in enumerate(zip(steps, labels, strict=True)):
+        first: _Slot | None = None
+        for step, label in zip(steps, labels, strict=True):
             if label is not None:
                 kind, text = "callback", label.removeprefix("callback ")
             elif t.effect is not None and getattr(step, "__name__", None) == t.effect:
                 kind, text = "effect", t.effect
             else:
-                kind, text = "reset", "reset " + ", ".join(RESETS.get(t.name, ()))
+                wrapped.append(step)
+                continue
             slot = self._slot(t.name, edge, text, kind)
-            if i == 0:
-                self._first[edge] = slot
-            wrapped.append(_timed(step, slot, counted=i == 0))
-        if not wrapped and shared:
-            slot = self._first[edge] = self._slot(t.name, edge, "", "count")
-            wrapped.append(_counter(slot))
+            wrapped.append(_timed(step, slot, counted=first is None))
+            first = first or slot
+        if first is None and shared:
+            first = self._slot(t.name, edge, "", "count")
+            wrapped.append(_counter(first))  # last, so wrapped[i] still stands for steps[i]
+        if first is not None:
+            self._first[edge] = first
         return tuple(wrapped)
 
     def wrap_action(self, state: str, action: Step) -> Step:
-        """A state's entry action, timed and counted."""
-        return _timed(action, self._slot("", state, action.__name__, "action"), counted=True)
+        """A state's entry action, timed (its entries are counted on the edges leading in)."""
+        return _timed(action, self._slot("", state, action.__name__, "action"), counted=False)
 
     # -- reading --------------------------------------------------------------------------------
     def report(self, counts: Mapping[str, int], graph: LifecycleGraph) -> dict[str, Any]:
