@@ -66,6 +66,13 @@ _X = "\u00d7"  # the multiplication sign of "x3": taken three times
 _HEAT = ("#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000")
 
 
+_KEY = (
+    "blue: Hugging Face events · dashed: lifecycle plumbing · purple: added transitions · "
+    "[guard] / effect · #n: order in which guards are tried · ⟲ internal transition · ▸ callback"
+)
+_HEAT_KEY = "a run: edge width = times taken · colour = time in callbacks (log scale) · dotted: never taken"
+
+
 class GraphvizNotFound(RuntimeError):
     """Graphviz's ``dot`` executable is not on ``PATH``."""
 
@@ -278,9 +285,8 @@ class _Dot:
 
     def source(self) -> str:
         g = self.g
-        title = f"<b>{_h(g.name)}</b> lifecycle" + (
-            " — a run: edge width = times taken, colour = time" if self.heat else ""
-        )
+        key = _HEAT_KEY if self.heat else _KEY
+        title = f'<b>{_h(g.name)}</b> lifecycle<br/><font point-size="9" color="{_FAINT}">{key}</font>'
         lines = [
             f"digraph {_q(g.name)} {{",
             f'  graph [rankdir=TB, newrank=true, nodesep=0.45, ranksep=0.42, pad=0.25, fontname="Helvetica",'
@@ -367,8 +373,9 @@ class _Dot:
         attrs_.append("penwidth=1.3" if e.kind != "plumbing" else "penwidth=1.0")
         if self.heat:
             attrs_ = self._heat(e, rows)
-        tail = f"{e.source}→{e.dest}"
-        return f"label=<{'<br/>'.join(rows)}>, {', '.join(attrs_)}, tooltip={_q(e.name + ': ' + tail)}"
+        key = "xlabel" if e.source == e.dest else "label"  # a loop's label is placed clear of other edges
+        tip = _q(f"{e.name}: {e.source} -> {e.dest}")
+        return f"{key}=<{'<br/>'.join(rows)}>, {', '.join(attrs_)}, tooltip={tip}"
 
     def _heat(self, e: _Edge, rows: list[str]) -> list[str]:
         stat = (self.g.edge_stats or {}).get(e.key, EdgeStat())
