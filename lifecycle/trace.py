@@ -207,8 +207,10 @@ def heat_graph(trace: Mapping[str, Any]) -> LifecycleGraph:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain-text columns: names to the left, numbers to the right."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    numeric = [all(r[i][:1].isdigit() for r in rows) for i in range(len(header))]
+    fmt = "  ".join(f"{{:{'>' if num else '<'}{w}}}" for num, w in zip(numeric, widths, strict=True))
     return "\n".join(
         [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
     )
