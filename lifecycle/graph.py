@@ -402,7 +402,7 @@ def _mq(text: str) -> str:
 
 
 def _mermaid(g: LifecycleGraph) -> str:
-    lines = [f"%% {g.name} lifecycle", "flowchart TD", f"  start(( )) --> {_mid(g.initial)}"]
+    lines = [f"%% {g.name} lifecycle", "flowchart TD", f'  start(("start")) --> {_mid(g.initial)}']
     classes: dict[str, list[str]] = {"rest": [], "action": [], "junction": []}
     for s in g.states:
         parts = [f"<b>{s.name}</b>"] + ([f"<i>{s.action}()</i>"] if s.action else [])
@@ -452,7 +452,7 @@ def callback_labels(lifecycle: Lifecycle, callbacks: Iterable[object]) -> dict[s
     found: dict[str, list[str]] = {name: [] for name in lifecycle.transition_names}
     for cb in callbacks:
         klass = cb if isinstance(cb, type) else type(cb)
-        probe = cb if not isinstance(cb, type) else object.__new__(klass)
+        probe = cb if not isinstance(cb, type) else object.__new__(klass)  # bare: only its type is read
         subs = subscriptions(probe)
         for name in lifecycle.transition_names:
             method = getattr(klass, f"on_{name}", None)
