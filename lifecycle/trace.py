@@ -48,15 +48,18 @@ class _Slot:
         self.time_ns = 0
 
 
-def _timed(step: Step, slot: _Slot, counted: bool) -> Step:
+def _timed(step: Step, slot: _Slot, counter: _Slot | None = None) -> Step:
+    """``step`` adding its wall time to ``slot`` (and one to ``counter.count`` per call, if given)."""
     clock = time.perf_counter_ns
-    if counted:  # the first step of an edge also counts how often the edge was taken
+    if counter is not None:
 
-        def timed_counted(step: Step = step, slot: _Slot = slot, clock: Callable[[], int] = clock) -> Any:
+        def timed_counted(
+            step: Step = step, slot: _Slot = slot, counter: _Slot = counter, clock: Callable[[], int] = clock
+        ) -> Any:
             t0 = clock()
             result = step()
             slot.time_ns += clock() - t0
-            slot.count += 1
+            counter.count += 1
             return result
 
         return timed_counted
@@ -82,7 +85,6 @@ class Tracer:
 
     def __init__(self) -> None:
         self._slots: dict[tuple[str, str, str], _Slot] = {}
-        self._first: dict[str, _Slot] = {}  # edge key -> the slot that counts its firings
 
     def _slot(self, transition: str, edge: str, label: str, kind: str) -> _Slot:
         key = (edge, kind, label)
@@ -96,13 +98,15 @@ class Tracer:
         self, t: Transition, steps: Sequence[Step], labels: Sequence[str | None], shared: bool
     ) -> tuple[Step, ...]:
         """``steps`` of transition ``t`` with each callback and effect timed (``labels`` name the
-        callbacks; flag resets are too cheap to time). The first timed step also counts the edge's
-        firings; an edge with none gets a bare counter when its ``shared`` name cannot tell it from
-        other edges (the dispatcher's per-name count serves the rest).
+        callbacks; flag resets are too cheap to time).
+
+        The dispatcher counts firings per transition name; an edge whose name is ``shared`` with
+        other edges also counts its own, in its first timed step or, lacking one, a bare counter.
+        The count lives in a slot of the edge, so recompiling with other callbacks keeps it.
         """
         edge = f"{t.name}:{t.source}->{t.dest or ''}"
+        counter = self._slot(t.name, edge, "", "count") if shared else None
         wrapped: list[Step] = []
-        first: _Slot | None = None
         for step, label in zip(steps, labels, strict=True):
             if label is not None:
                 kind, text = "callback", label.removeprefix("callback ")
@@ -111,28 +115,24 @@ class Tracer:
             else:
                 wrapped.append(step)
                 continue
-            slot = self._slot(t.name, edge, text, kind)
-            wrapped.append(_timed(step, slot, counted=first is None))
-            first = first or slot
-        if first is None and shared:
-            first = self._slot(t.name, edge, "", "count")
-            wrapped.append(_counter(first))  # last, so wrapped[i] still stands for steps[i]
-        if first is not None:
-            self._first[edge] = first
+            wrapped.append(_timed(step, self._slot(t.name, edge, text, kind), counter))
+            counter = None
+        if counter is not None:
+            wrapped.append(_counter(counter))  # last, so wrapped[i] still stands for steps[i]
         return tuple(wrapped)
 
     def wrap_action(self, state: str, action: Step) -> Step:
         """A state's entry action, timed (its entries are counted on the edges leading in)."""
-        return _timed(action, self._slot("", state, action.__name__, "action"), counted=False)
+        return _timed(action, self._slot("", state, action.__name__, "action"))
 
     # -- reading --------------------------------------------------------------------------------
     def report(self, counts: Mapping[str, int], graph: LifecycleGraph) -> dict[str, Any]:
         """The trace as plain data (what ``trace.json`` holds)."""
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:
-            first = self._first.get(e.key)
+            counter = self._slots.get((e.key, "count", ""))
             shared = sum(1 for o in graph.edges if o.name == e.name) > 1
-            count = first.count if first is not None else (0 if shared else counts.get(e.name, 0))
+            count = (counter.count if counter is not None else 0) if shared else counts.get(e.name, 0)
             time_ns = sum(s.time_ns for s in self._slots.values() if s.edge == e.key and s.kind != "action")
             edges[e.key] = {"count": count, "time_ns": time_ns}
         transitions = {
