@@ -3,6 +3,7 @@ each edge, user-added states, notebooks, and the ``lifecycle graph`` command in 
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -302,3 +303,29 @@ def test_graph_command_names_what_is_wrong(tmp_path: Path, argv: list[str], mess
 def test_default_lifecycle_is_drawable_from_a_plain_lifecycle_object() -> None:
     small = Lifecycle(states=["init", State("idle", rest=True)], transitions=[("init_end", "init", "idle")])
     assert 's_init -->|"init_end"| s_idle' in small.to_mermaid()
+
+
+MERMAID_DIR = os.environ.get("LIFECYCLE_MERMAID_DIR", "")  # a folder where `npm install mermaid@11 jsdom` ran
+PARSE = """
+import { JSDOM } from "jsdom";
+const dom = new JSDOM("<!doctype html><html><body></body></html>");
+globalThis.window = dom.window; globalThis.document = dom.window.document;
+const { default: mermaid } = await import("mermaid");
+let text = ""; for await (const chunk of process.stdin) text += chunk;
+try { await mermaid.parse(text); console.log("VALID"); } catch (e) { console.log("INVALID " + e.message); }
+"""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("node") and Path(MERMAID_DIR, "node_modules", "mermaid").is_dir()),
+    reason="set LIFECYCLE_MERMAID_DIR to a folder with mermaid and jsdom installed by npm",
+)
+@pytest.mark.parametrize("broken", [False, True])
+def test_mermaid_parses_with_mermaid_itself(tmp_path: Path, broken: bool) -> None:
+    text = LifecycleGraph.of(SWA, callback_labels(SWA, [Watch, Averager])).to_mermaid()
+    if broken:  # the check must be able to fail
+        text = text.replace("s_step(", "s_step{{", 1)
+    script = Path(MERMAID_DIR, "parse_lifecycle.mjs")
+    script.write_text(PARSE)
+    done = subprocess.run(["node", str(script)], input=text, capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("INVALID" if broken else "VALID"), done.stdout + done.stderr
