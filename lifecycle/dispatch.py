@@ -9,12 +9,15 @@ transition. A test walks the table and the equivalent ``transitions.Machine`` si
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lifecycle.callbacks.base import Event, subscriptions
 from lifecycle.callbacks.base import TrainerCallback as _Base
 from lifecycle.control import RESETS, TrainerControl
 from lifecycle.machine import Guard, Lifecycle, LifecycleError, Transition, describe_guard, guard_arity
+
+if TYPE_CHECKING:
+    from lifecycle.trace import Tracer
 
 __all__ = ["CallbackError", "Dispatcher", "Runner"]
 
@@ -69,9 +72,12 @@ class Node:
 class Dispatcher:
     """The compiled lifecycle of one runner, with its callbacks bound."""
 
-    def __init__(self, lifecycle: Lifecycle, runner: Runner, callbacks: Sequence[object]):
+    def __init__(
+        self, lifecycle: Lifecycle, runner: Runner, callbacks: Sequence[object], tracer: Tracer | None = None
+    ):
         self.lifecycle = lifecycle
         self.runner = runner
+        self.tracer = tracer  # times every step and entry action (lifecycle.trace)
         self.counts: dict[str, int] = dict.fromkeys(lifecycle.transition_names, 0)
         self._labels: dict[Step, str] = {}
         handlers = {name: self._bind(name, callbacks) for name in lifecycle.transition_names}
@@ -119,7 +125,8 @@ class Dispatcher:
                 try:
                     node.action()
                 except Exception as exc:
-                    where = f"{node.name!r} ({_owner(node.action)})"
+                    action = self.lifecycle.state(node.name).action
+                    where = f"{node.name!r} ({type(runner).__name__}.{action})"
                     _note(exc, f"in lifecycle state {where} at global_step {state.global_step}")
                     raise
                 state = runner.state
@@ -157,7 +164,7 @@ class Dispatcher:
             raise LifecycleError(
                 f"state {state!r}: entry action {action!r} is not a method of {type(self.runner).__name__}"
             )
-        return method
+        return method if self.tracer is None else self.tracer.wrap_action(state, method)
 
     def _edge(self, t: Transition, handlers: tuple[Step, ...]) -> Edge:
         steps: list[Step] = []
@@ -172,11 +179,21 @@ class Dispatcher:
                 )
             steps.append(effect)
         steps.extend(handlers)
+        if self.tracer is not None:
+            steps = self._traced(t, steps)
         guard = describe_guard(t.guard)
         label = f"{t.name!r} ({t.source} -> {t.dest or t.source}{' [' + guard + ']' if guard else ''})"
         return Edge(
             t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label
         )
+
+    def _traced(self, t: Transition, steps: list[Step]) -> list[Step]:
+        assert self.tracer is not None
+        shared = sum(o.name == t.name for o in self.lifecycle.transitions) > 1
+        wrapped = self.tracer.wrap_edge(t, steps, [self._labels.get(s) for s in steps], shared)
+        pairs = zip(wrapped, steps, strict=False)  # a bare counter (no steps) has no label
+        self._labels.update((w, self._labels[s]) for w, s in pairs if s in self._labels)
+        return list(wrapped)
 
     def _bind(self, name: str, callbacks: Iterable[object]) -> tuple[Step, ...]:
         bound: list[Step] = []
@@ -228,10 +245,6 @@ def _note(exc: BaseException, text: str) -> None:
     """Say where an entry action failed, keeping the exception's type (PEP 678 notes)."""
     if hasattr(exc, "add_note") and text not in getattr(exc, "__notes__", ()):
         exc.add_note(text)
-
-
-def _owner(action: Step) -> str:
-    return getattr(action, "__qualname__", repr(action))
 
 
 def _resetter(control: TrainerControl, flags: tuple[str, ...]) -> Step:

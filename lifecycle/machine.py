@@ -25,11 +25,15 @@ import inspect
 import itertools
 import keyword
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Union
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import attrs
 
 from lifecycle.control import FLAGS
+
+if TYPE_CHECKING:
+    from lifecycle.graph import LifecycleGraph
 
 GuardFn = Callable[..., bool]
 Guard = Union[str, GuardFn, None]  # noqa: UP007  (a runtime alias; Python 3.10 cannot `|` a string)
@@ -206,6 +210,31 @@ class Lifecycle:
             machine.add_transition("advance", t.source, t.dest, conditions=conds, after=after)
             machine.add_transition(t.name, t.source, t.dest, conditions=conds, after=after)
         return machine
+
+    # -- drawing (lifecycle.graph) ---------------------------------------------------------------
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart of every state and transition."""
+        return _graph(self).to_mermaid()
+
+    def to_dot(self) -> str:
+        """Graphviz DOT source of every state and transition."""
+        return _graph(self).to_dot()
+
+    def render(self, path: str | Path, format: str | None = None) -> Path:
+        """Draw to ``path``: SVG/PNG/PDF by suffix or ``format`` (needs Graphviz), ``.dot``, ``.mmd``."""
+        return _graph(self).render(path, format)
+
+    def _repr_svg_(self) -> str | None:
+        return _graph(self)._repr_svg_()
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return _graph(self)._repr_mimebundle_(include, exclude)
+
+
+def _graph(lifecycle: Lifecycle) -> LifecycleGraph:
+    from lifecycle.graph import LifecycleGraph
+
+    return LifecycleGraph.of(lifecycle)
 
 
 class _Recorder:

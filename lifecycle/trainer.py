@@ -32,11 +32,13 @@ from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
+from lifecycle.graph import LifecycleGraph
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.rng import restore_rng
 from lifecycle.state import TrainerState
+from lifecycle.trace import TRACE_FILE, Tracer
 
 __all__ = ["Trainer"]
 
@@ -97,6 +99,7 @@ class Trainer:
         for cb in [DefaultFlowCallback, *tracker_callbacks(self.args), *(callbacks or []), display]:
             self._add(cb)
         self._refresh_kwargs()
+        self.tracer = Tracer()  # counts and times every transition and callback; trace.json after train()
         self._dispatcher: Dispatcher | None = None
         self.dispatcher.fire("init_end")
 
@@ -129,7 +132,7 @@ class Trainer:
     def dispatcher(self) -> Dispatcher:
         """The lifecycle compiled with the current callbacks (rebuilt after a callback change)."""
         if self._dispatcher is None:
-            self._dispatcher = Dispatcher(self.lifecycle, self, self.callbacks)
+            self._dispatcher = Dispatcher(self.lifecycle, self, self.callbacks, self.tracer)
         return self._dispatcher
 
     def _recompile(self) -> None:
@@ -137,7 +140,7 @@ class Trainer:
             return
         where = self._dispatcher.current
         counts = self._dispatcher.counts
-        self._dispatcher = Dispatcher(self.lifecycle, self, self.callbacks)
+        self._dispatcher = Dispatcher(self.lifecycle, self, self.callbacks, self.tracer)
         self._dispatcher.node = self._dispatcher.nodes[where]
         self._dispatcher.counts.update(counts)
 
@@ -158,6 +161,12 @@ class Trainer:
 
         return find_tracker(self.callbacks, name, unwrap=unwrap)
 
+    def lifecycle_graph(self) -> LifecycleGraph:
+        """The lifecycle with this trainer's callbacks on each edge, in firing order (``.render(path)``)."""
+        names = self.lifecycle.transition_names
+        bound = {n: [h.removeprefix("callback ") for h in self.dispatcher.handlers(n)] for n in names}
+        return LifecycleGraph.of(self.lifecycle, bound)
+
     # -- public entry points ----------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | Path | bool | None = None) -> TrainOutput:
         """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again."""
@@ -165,6 +174,9 @@ class Trainer:
             raise ValueError("Trainer.train() needs a train_dataset")
         self._resume_from = self._find_checkpoint(resume_from_checkpoint)
         self.dispatcher.fire("to_prepare")
+        if self.state.is_world_process_zero:
+            trace = Path(self.args.output_dir) / TRACE_FILE
+            self.tracer.write(trace, self.dispatcher.counts, self.lifecycle_graph())
         return self._train_output
 
     def evaluate(

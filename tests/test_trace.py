@@ -1,0 +1,219 @@
+"""The run trace: ``trace.json`` after a real short training run agrees with what a recording callback
+saw; ``lifecycle trace`` reads it back (without torch) and draws the run as a heat map."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import torch
+
+from lifecycle import TRAINING_LIFECYCLE, CallbackError, State, Trainer, TrainerCallback, TrainingArguments
+from lifecycle.callbacks import EarlyStoppingCallback
+from lifecycle.graph import LifecycleGraph
+from lifecycle.trace import heat_graph, load_trace, trace_command
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Data(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = (self.x.sum(1) > 0).long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class Model(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.linear(x)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def swa_due(state: Any, control: Any) -> bool:
+    return state.global_step >= 2
+
+
+SWA = TRAINING_LIFECYCLE.extend(
+    states=[State("swa_update")],
+    transitions=[("optimizer_step", "optimize", "swa_update", swa_due), ("swa_end", "swa_update", "advance")],
+)
+
+
+def recorder(lifecycle: Any) -> TrainerCallback:
+    """A callback with an ``on_<name>`` for every transition of ``lifecycle``, counting what it sees."""
+
+    def hook(name: str) -> Any:
+        def on(self: Any, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.seen[name] += 1
+
+        return on
+
+    methods = {f"on_{name}": hook(name) for name in lifecycle.transition_names}
+    klass = type("Recorder", (TrainerCallback,), methods)
+    cb = klass()
+    cb.seen = Counter()
+    return cb
+
+
+class Run(NamedTuple):
+    out: Path
+    rec: Any
+    trainer: Trainer
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    out = tmp_path_factory.mktemp("run")
+    rec = recorder(SWA)
+    args = TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        logging_steps=2,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        gradient_accumulation_steps=2,
+        disable_tqdm=True,
+        metric_for_best_model="loss",
+        load_best_model_at_end=True,
+    )
+    trainer = Trainer(
+        Model(),
+        args,
+        train_dataset=Data(20),
+        eval_dataset=Data(8, 1),
+        callbacks=[EarlyStoppingCallback(2)],
+        lifecycle=SWA,
+    )
+    trainer.add_callback(rec)  # after init_end: the lifecycle is compiled again, the trace goes on
+    trainer.train()
+    return Run(out, rec, trainer)
+
+
+def test_trace_counts_equal_what_a_callback_saw(run: Run) -> None:
+    trace = load_trace(run.out)
+    fired = {name: v["count"] for name, v in trace["transitions"].items() if v["count"]}
+    assert fired == {"init_end": 1, **run.rec.seen}  # the recorder came after init_end
+    assert run.rec.seen["swa_end"] > 0 and run.rec.seen["substep_end"] > 0  # a user transition, accumulation
+    # each callback's count is its transition's; every edge of a name adds up to the name's count
+    for row in trace["callbacks"]:
+        assert row["count"] == trace["transitions"][row["transition"]]["count"], row
+    for name, v in trace["transitions"].items():
+        edges = [e for key, e in trace["edges"].items() if key.split(":")[0] == name]
+        assert sum(e["count"] for e in edges) == v["count"], name
+
+
+def test_edges_tell_apart_the_paths_one_name_takes(run: Run) -> None:
+    edges = load_trace(run.out)["edges"]
+    steps = run.trainer.state.global_step
+    # the first step of each epoch comes from `epoch`, the others from `boundary`
+    assert edges["step_begin:epoch->step"]["count"] == 2
+    assert edges["step_begin:boundary->step"]["count"] == steps - 2
+    assert (
+        edges["optimizer_step:optimize->swa_update"]["count"]
+        + edges["optimizer_step:optimize->advance"]["count"]
+        == steps
+    )
+    assert edges["optimizer_step:optimize->advance"]["count"] == 2  # swa_due holds from global_step 2
+    assert (
+        edges["to_evaluate:boundary->evaluate"]["count"] == 2
+        and edges["to_evaluate:idle->evaluate"]["count"] == 0
+    )
+
+
+def test_times_are_recorded_for_callbacks_and_entry_actions(run: Run) -> None:
+    trace = load_trace(run.out)
+    recorded = {r["callback"] for r in trace["callbacks"] if r["time_ns"] > 0}
+    assert {f"Recorder.on_{name}" for name in run.rec.seen} <= recorded
+    assert "EarlyStoppingCallback.on_evaluate" in recorded
+    assert trace["states"]["step"]["time_ns"] > trace["states"]["advance"]["time_ns"] > 0
+    assert trace["states"]["step"]["count"] == run.rec.seen["step_begin"] + run.rec.seen["substep_end"]
+    for name in run.rec.seen:  # a transition's time: its callbacks' and its effect's
+        callbacks = sum(r["time_ns"] for r in trace["callbacks"] if r["transition"] == name)
+        assert trace["transitions"][name]["time_ns"] >= callbacks > 0, name
+    assert trace["transitions"]["epoch_end"]["time_ns"] > sum(
+        r["time_ns"] for r in trace["callbacks"] if r["transition"] == "epoch_end"
+    )  # close_epoch, the effect
+
+
+def test_trace_embeds_the_graph_of_the_run(run: Run) -> None:
+    graph = LifecycleGraph.from_dict(load_trace(run.out)["graph"])
+    assert graph == run.trainer.lifecycle_graph()
+    assert "swa_update" in [s.name for s in graph.states]
+
+
+def test_tracing_keeps_callback_errors_and_handler_labels(tmp_path: Path) -> None:
+    class Boom(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            raise RuntimeError("boom")
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, disable_tqdm=True)
+    trainer = Trainer(Model(), args, train_dataset=Data(8), callbacks=[Boom])
+    assert "callback Boom.on_step_end" in trainer.dispatcher.handlers("step_end")
+    with pytest.raises(
+        CallbackError, match=r"callback Boom\.on_step_end raised RuntimeError on transition 'step_end'"
+    ):
+        trainer.train()
+
+
+# -- the command ----------------------------------------------------------------------------------------
+def test_trace_command_prints_the_slowest_callbacks_and_draws_a_heat_map(
+    run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert trace_command(str(run.out), top=3, output=str(tmp_path / "heat.svg")) == 0
+    text = capsys.readouterr().out
+    table = text.split("slowest callbacks (top 3 of ")[1].splitlines()
+    slowest = sorted(load_trace(run.out)["callbacks"], key=lambda r: -r["time_ns"])[:3]
+    assert [line.split()[0] for line in table[3:6]] == [r["callback"] for r in slowest]
+    assert "swa_end" in text.split("slowest callbacks")[0]
+    svg = ET.fromstring((tmp_path / "heat.svg").read_bytes())
+    assert svg.tag.endswith("svg")
+    dot = heat_graph(load_trace(run.out)).to_dot()
+    widths = {float(w.split(",")[0]) for w in re.findall(r"penwidth=([0-9.]+)", dot)}
+    assert len(widths) > 3  # edge width follows how often an edge was taken
+    unused = next(line for line in dot.splitlines() if '"idle" -> "predict"' in line)
+    assert "style=dotted" in unused
+
+
+def test_trace_command_runs_without_torch(run: Run, tmp_path: Path) -> None:
+    probe = "import sys; from lifecycle.cli import main; rc = main(sys.argv[1:]); "
+    probe += "print('TORCH', 'torch' in sys.modules, rc)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "trace", str(run[0]), "-o", str(tmp_path / "heat.mmd")],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert done.stdout.rstrip().endswith("TORCH False 0"), done.stdout + done.stderr
+    assert "flowchart TD" in (tmp_path / "heat.mmd").read_text()
+
+
+def test_trace_command_explains_a_missing_or_foreign_trace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert trace_command(str(tmp_path)) == 1
+    assert "no trace.json at" in capsys.readouterr().err
+    (tmp_path / "trace.json").write_text(json.dumps({"hello": 1}))
+    assert trace_command(str(tmp_path)) == 1
+    assert "is not a lifecycle trace" in capsys.readouterr().err
