@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from datetime import datetime
 from typing import Any
 
@@ -64,7 +65,12 @@ class TensorBoardTracker(GeneralTracker):
         if self.writer is None:
             from tensorboardX import SummaryWriter
 
-            self.writer = SummaryWriter(self.logging_dir, purge_step=self._purge_step, **self.writer_kwargs)
+            # tensorboardX names event files by the second; two writers in one second would share one
+            settings = {
+                "filename_suffix": f".{time.time_ns() % 10**9:09d}.{os.getpid()}",
+                **self.writer_kwargs,
+            }
+            self.writer = SummaryWriter(self.logging_dir, purge_step=self._purge_step, **settings)
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         """The configuration as a JSON text (tag ``args``) now; as hparams when the run finishes."""
