@@ -79,6 +79,14 @@ def make_trainer(output_dir: Path | str, report_to: Any = None, **kwargs: Any) -
     return Trainer(Tiny(), args, train_dataset=Pairs(20), eval_dataset=Pairs(8, seed=1), **trainer_kwargs)
 
 
+def tag_of(key: str) -> str:
+    """The name trackers give a logged key: ``eval_loss`` -> ``eval/loss``, ``loss`` -> ``train/loss``."""
+    for prefix in ("eval_", "test_"):
+        if key.startswith(prefix):
+            return prefix[:-1] + "/" + key[len(prefix) :]
+    return "train/" + key
+
+
 def expected_points(log_history: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
     """``(tracker tag, step) -> value`` for every number in ``log_history``, named as trackers name them."""
     points = {}
@@ -87,8 +95,7 @@ def expected_points(log_history: list[dict[str, Any]]) -> dict[tuple[str, int], 
         for key, value in entry.items():
             if key == "step" or isinstance(value, str):
                 continue
-            tag = key.replace("eval_", "eval/", 1) if key.startswith("eval_") else f"train/{key}"
-            points[(tag, step)] = float(value)
+            points[(tag_of(key), step)] = float(value)
     return points
 
 

@@ -37,6 +37,11 @@ _QUIET = {
 }
 
 
+def _late_import_notice(record: logging.LogRecord) -> bool:
+    """False for Comet's advice to import it before torch: auto-logging is off here, so it does not apply."""
+    return "import comet_ml before" not in str(record.msg)
+
+
 def _reachable(url: str, seconds: float = _PROBE_SECONDS) -> bool:
     """Whether a TCP connection to ``url``'s host opens within ``seconds`` (name lookup included)."""
     parsed = urlparse(url)
@@ -103,6 +108,9 @@ class CometTracker(GeneralTracker):
             return
         import comet_ml
 
+        notices = logging.getLogger("comet_ml.experiment")
+        if _late_import_notice not in notices.filters:
+            notices.addFilter(_late_import_notice)
         config = comet_ml.get_config()
         online = self._wants_online(config)
         if online and not _reachable(
