@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.util
 from collections.abc import Iterable
@@ -70,7 +71,7 @@ def installed(module: str) -> bool:
 def _known(name: str) -> KnownTracker:
     known = _BY_NAME.get(name.strip().lower())
     if known is None:
-        names = ", ".join(sorted(_BY_NAME))
+        names = ", ".join(sorted(t.name for t in KNOWN_TRACKERS))
         raise ArgumentError(
             f"TrainingArguments.report_to: unknown tracker {name!r}; known trackers: {names} "
             "(or pass a GeneralTracker subclass or instance)"
@@ -132,8 +133,9 @@ def resolve_trackers(report_to: Any, args: Any) -> list[Any]:
     )
     trackers: list[Any] = []
     for item in items:
+        if isinstance(item, enum.Enum) and isinstance(item.value, str):
+            item = item.value  # Accelerate's LoggerType
         if isinstance(item, str):
-            item = str(getattr(item, "value", item))  # Accelerate's LoggerType and other string enums
             if item.strip().lower() == "none":
                 continue
             trackers.extend(_everything(args) if item.strip().lower() == "all" else [_from_name(item, args)])
