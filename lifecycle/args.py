@@ -65,14 +65,10 @@ class TrainingArguments:
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-8
     max_grad_norm: float = attrs.field(default=1.0, validator=_at_least(0))
-    lr_scheduler_type: str = attrs.field(
-        default="linear", converter=_strategy, validator=_choice(SCHEDULERS)
-    )
+    lr_scheduler_type: str = attrs.field(default="linear", converter=_strategy, validator=_choice(SCHEDULERS))
     warmup_steps: float = attrs.field(default=0, validator=_at_least(0))
     logging_dir: str | None = None
-    logging_strategy: str = attrs.field(
-        default="steps", converter=_strategy, validator=_choice(INTERVALS)
-    )
+    logging_strategy: str = attrs.field(default="steps", converter=_strategy, validator=_choice(INTERVALS))
     logging_steps: float = attrs.field(default=500, validator=_at_least(0, strict=True))
     logging_first_step: bool = False
     logging_nan_inf_filter: bool = True
@@ -80,9 +76,7 @@ class TrainingArguments:
     eval_steps: float | None = attrs.field(default=None, validator=_at_least(0, strict=True))
     eval_delay: float = attrs.field(default=0, validator=_at_least(0))
     eval_on_start: bool = False
-    save_strategy: str = attrs.field(
-        default="steps", converter=_strategy, validator=_choice(SAVE_STRATEGIES)
-    )
+    save_strategy: str = attrs.field(default="steps", converter=_strategy, validator=_choice(SAVE_STRATEGIES))
     save_steps: float = attrs.field(default=500, validator=_at_least(0, strict=True))
     save_total_limit: int | None = attrs.field(default=None, validator=_at_least(1))
     load_best_model_at_end: bool = False
@@ -110,7 +104,9 @@ class TrainingArguments:
             self.eval_steps = self.logging_steps
         if self.run_name is None:
             self.run_name = os.path.basename(os.path.normpath(self.output_dir)) or "run"
-        if (self.load_best_model_at_end or self.save_strategy == "best") and self.metric_for_best_model is None:
+        if (
+            self.load_best_model_at_end or self.save_strategy == "best"
+        ) and self.metric_for_best_model is None:
             self.metric_for_best_model = "loss"
         if self.metric_for_best_model is not None and self.greater_is_better is None:
             self.greater_is_better = not self.metric_for_best_model.endswith("loss")

@@ -13,18 +13,30 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lifecycle", description="PyTorch training as a declared state machine.")
+    parser = argparse.ArgumentParser(
+        prog="lifecycle", description="PyTorch training as a declared state machine."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="train a small classifier; checkpoints, metrics and the graph go to disk")
-    demo.add_argument("--output-dir", default="runs/demo", help="where everything is written (default: runs/demo)")
-    demo.add_argument("--epochs", type=int, default=8, help="upper bound on epochs; early stopping may end sooner")
+    demo = sub.add_parser(
+        "demo", help="train a small classifier; checkpoints, metrics and the graph go to disk"
+    )
+    demo.add_argument(
+        "--output-dir", default="runs/demo", help="where everything is written (default: runs/demo)"
+    )
+    demo.add_argument(
+        "--epochs", type=int, default=8, help="upper bound on epochs; early stopping may end sooner"
+    )
     demo.add_argument("--no-progress", action="store_true", help="print logs instead of a progress bar")
 
     graph = sub.add_parser("graph", help="draw a lifecycle (the default one unless --lifecycle is given)")
     graph.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
-    graph.add_argument("--lifecycle", metavar="MODULE:ATTR", help="a Lifecycle object to draw instead of the default")
-    graph.add_argument("--callbacks", nargs="*", default=[], metavar="MODULE:ATTR", help="callbacks to list on edges")
+    graph.add_argument(
+        "--lifecycle", metavar="MODULE:ATTR", help="a Lifecycle object to draw instead of the default"
+    )
+    graph.add_argument(
+        "--callbacks", nargs="*", default=[], metavar="MODULE:ATTR", help="callbacks to list on edges"
+    )
     graph.add_argument("-o", "--output", help="file to write (default: standard output for text formats)")
 
     inspect = sub.add_parser("inspect", help="what a checkpoint holds, and whether it is intact")

@@ -40,7 +40,14 @@ class Runner(Protocol):
 class Edge:
     __slots__ = ("guard", "label", "name", "steps", "target")
 
-    def __init__(self, name: str, guard: Callable[..., bool] | None, target: Node | None, steps: tuple[Step, ...], label: str):
+    def __init__(
+        self,
+        name: str,
+        guard: Callable[..., bool] | None,
+        target: Node | None,
+        steps: tuple[Step, ...],
+        label: str,
+    ):
         self.name = name
         self.guard = guard
         self.target = target
@@ -83,7 +90,9 @@ class Dispatcher:
         """Take transition ``name`` from the current state, then run until a rest state."""
         runner = self.runner
         for edge in self.node.edges:
-            if edge.name == name and (edge.guard is None or edge.guard(runner.state, runner.control, runner.args)):
+            if edge.name == name and (
+                edge.guard is None or edge.guard(runner.state, runner.control, runner.args)
+            ):
                 self._run(edge)
                 return
         raise LifecycleError(f"no transition {name!r} can be taken from state {self.node.name!r}")
@@ -160,7 +169,9 @@ class Dispatcher:
         steps.extend(handlers)
         guard = describe_guard(t.guard)
         label = f"{t.name!r} ({t.source} -> {t.dest or t.source}{' [' + guard + ']' if guard else ''})"
-        return Edge(t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label)
+        return Edge(
+            t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label
+        )
 
     def _bind(self, name: str, callbacks: Iterable[object]) -> tuple[Step, ...]:
         bound: list[Step] = []
@@ -185,7 +196,6 @@ class Dispatcher:
                 if edge.name == name:
                     return [self._labels[s] for s in edge.steps if s in self._labels]
         return []
-
 
 
 def _normalize(guard: Guard) -> Callable[..., bool] | None:
@@ -241,7 +251,9 @@ def _hf_handler(method: Callable[..., Any], runner: Runner, payload_key: str | N
     return call
 
 
-def _native_handler(fn: Callable[[Event], Any], sub: Any, runner: Runner, name: str, counts: dict[str, int]) -> Step:
+def _native_handler(
+    fn: Callable[[Event], Any], sub: Any, runner: Runner, name: str, counts: dict[str, int]
+) -> Step:
     plain = sub.every is None and sub.once is None
 
     def call() -> None:

@@ -76,9 +76,7 @@ def guard_arity(guard: GuardFn) -> int:
         params = inspect.signature(guard).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature: assume the short form
         return 2
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 3:
         return 3
     return 2
@@ -102,9 +100,7 @@ def _as_transition(value: Transition | Sequence[Any]) -> Transition:
     if isinstance(value, Transition):
         return value
     if not 3 <= len(value) <= 5:
-        raise LifecycleError(
-            f"a transition is (name, source, dest[, guard[, effect]]), got {value!r}"
-        )
+        raise LifecycleError(f"a transition is (name, source, dest[, guard[, effect]]), got {value!r}")
     return Transition(*value)
 
 
@@ -181,7 +177,9 @@ class Lifecycle:
             name=name or self.name,
         )
 
-    def to_machine(self, model: Any = None, *, conditions: Callable[[Transition], Callable[..., bool]] | None = None) -> Any:
+    def to_machine(
+        self, model: Any = None, *, conditions: Callable[[Transition], Callable[..., bool]] | None = None
+    ) -> Any:
         """The equivalent ``transitions.Machine``: one trigger ``advance`` holding every external
         transition in declaration order, plus one trigger per transition name.
 
@@ -246,8 +244,7 @@ def _validate(lc: Lifecycle) -> None:
         for role, state in (("source", t.source), ("destination", t.dest)):
             if state is not None and state not in known:
                 raise LifecycleError(
-                    f"{t.describe()}: unknown {role} state {state!r}; "
-                    f"declared states are {', '.join(names)}"
+                    f"{t.describe()}: unknown {role} state {state!r}; declared states are {', '.join(names)}"
                 )
         _check_guard(t)
         key = (t.name, t.source, t.dest)
@@ -295,6 +292,4 @@ def _check_guard(t: Transition) -> None:
                 f"flags are {', '.join(FLAGS)} (or pass a callable)"
             )
         return
-    raise LifecycleError(
-        f"{t.describe()}: guard {g!r} is neither a TrainerControl flag name nor a callable"
-    )
+    raise LifecycleError(f"{t.describe()}: guard {g!r} is neither a TrainerControl flag name nor a callable")

@@ -163,7 +163,9 @@ class Trainer:
         self.dispatcher.fire("train_begin")
         return self._train_output
 
-    def evaluate(self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         """Run the evaluation loop (``prediction_step`` × batches, ``log``, ``evaluate``)."""
         self._eval_request = (eval_dataset, metric_key_prefix)
         self.dispatcher.fire("to_evaluate")
@@ -178,7 +180,9 @@ class Trainer:
     # -- state entry actions: training ------------------------------------------------------------
     def begin_training(self) -> None:
         args, state = self.args, self.state
-        self.train_dataloader = self._dataloader(self.train_dataset, args.per_device_train_batch_size, train=True)
+        self.train_dataloader = self._dataloader(
+            self.train_dataset, args.per_device_train_batch_size, train=True
+        )
         batches = len(self.train_dataloader)
         updates_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
         if args.max_steps > 0:
@@ -221,7 +225,9 @@ class Trainer:
         resuming = p.epoch_open  # restored from a checkpoint taken mid-epoch
         sampler = self.train_dataloader.sampler
         if isinstance(sampler, EpochSampler):
-            sampler.set_epoch(p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0)
+            sampler.set_epoch(
+                p.epoch_index, start=p.batch_index * self.args.per_device_train_batch_size if resuming else 0
+            )
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
@@ -301,7 +307,9 @@ class Trainer:
         self._eval_request = None
         dataset = dataset if dataset is not None else self.eval_dataset
         if dataset is None:
-            raise ValueError("evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))")
+            raise ValueError(
+                "evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))"
+            )
         output = self._prediction_loop(dataset, prefix)
         self._last_metrics = output.metrics
         self._record_log(dict(output.metrics))
@@ -371,7 +379,10 @@ class Trainer:
     def _to_device(self, batch: Batch) -> Batch:
         if self.device.type == "cpu":
             return batch
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()
+        }
 
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
         model = self.model
@@ -489,7 +500,9 @@ class Trainer:
 def _loss_of(outputs: Any) -> torch.Tensor:
     loss = _maybe_loss(outputs)
     if loss is None:
-        raise ValueError("the model's forward(**batch) must return a dict with a 'loss' (give the batch 'labels')")
+        raise ValueError(
+            "the model's forward(**batch) must return a dict with a 'loss' (give the batch 'labels')"
+        )
     return loss
 
 

@@ -48,8 +48,10 @@ def test_all_takes_every_installed_tracker_that_is_set_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builtin = {k.name for k in KNOWN_TRACKERS if k.adapter is not None and installed(k.module)}
-    assert set(names("all", tmp_path)) == builtin - {"comet_ml"}  # no Comet key, no offline mode asked
+    # no Comet key nor offline mode asked, no MLflow tracking URI: those two are not set up
+    assert set(names("all", tmp_path)) == builtin - {"comet_ml", "mlflow"}
     monkeypatch.setenv("COMET_MODE", "offline")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
     assert set(names("all", tmp_path)) == builtin
     assert set(names(["all", Recorder], tmp_path)) == builtin | {"recorder"}
 

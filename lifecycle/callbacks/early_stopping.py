@@ -27,15 +27,26 @@ class EarlyStoppingCallback(TrainerCallback):
         self.early_stopping_threshold = early_stopping_threshold
         self.early_stopping_patience_counter = 0
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if args.metric_for_best_model is None:
             raise ValueError("EarlyStoppingCallback needs TrainingArguments.metric_for_best_model")
         if args.eval_strategy == "no":
             raise ValueError("EarlyStoppingCallback needs TrainingArguments.eval_strategy 'steps' or 'epoch'")
         if not args.load_best_model_at_end:
-            logger.warning("EarlyStoppingCallback without load_best_model_at_end: the best model is not reloaded")
+            logger.warning(
+                "EarlyStoppingCallback without load_best_model_at_end: the best model is not reloaded"
+            )
 
-    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         assert args.metric_for_best_model is not None
         name = args.metric_for_best_model
         name = name if name.startswith("eval_") else f"eval_{name}"

@@ -19,7 +19,9 @@ __all__ = ["DefaultFlowCallback"]
 class DefaultFlowCallback(TrainerCallback):
     """Hugging Face's default flow: logging, evaluation and saving by steps or epochs."""
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
         step = state.global_step
         if step == 1 and args.logging_first_step:
             control.should_log = True
@@ -38,7 +40,9 @@ class DefaultFlowCallback(TrainerCallback):
                 control.should_save = True
         return control
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> TrainerControl:
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
         if args.logging_strategy == "epoch":
             control.should_log = True
         if args.eval_strategy == "epoch" and args.eval_delay <= (state.epoch or 0):

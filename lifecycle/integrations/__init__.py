@@ -15,6 +15,7 @@ from lifecycle.integrations.base import GeneralTracker, is_main_process, on_main
 from lifecycle.integrations.callback import TrackerCallback, tracker_name
 from lifecycle.integrations.comet import CometTracker
 from lifecycle.integrations.jsonl import METRICS_FILE, JSONLTracker, read_jsonl
+from lifecycle.integrations.mlflow import MLflowTracker
 from lifecycle.integrations.registry import KNOWN_TRACKERS, KnownTracker, canonical_name, resolve_trackers
 from lifecycle.integrations.tensorboard import TensorBoardTracker
 from lifecycle.integrations.values import rewrite_names
@@ -26,6 +27,7 @@ __all__ = [
     "GeneralTracker",
     "JSONLTracker",
     "KnownTracker",
+    "MLflowTracker",
     "TensorBoardTracker",
     "TrackerCallback",
     "find_tracker",

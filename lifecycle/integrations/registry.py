@@ -38,7 +38,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     ),
     KnownTracker("comet_ml", "comet_ml", "comet", "comet:CometTracker", ("comet", "cometml")),
     KnownTracker("wandb", "wandb", "wandb", aliases=("weights_and_biases",)),
-    KnownTracker("mlflow", "mlflow", "mlflow"),
+    KnownTracker("mlflow", "mlflow", "mlflow", "mlflow:MLflowTracker"),
     KnownTracker("neptune", "neptune", "neptune"),
     KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
     KnownTracker("codecarbon", "codecarbon", "codecarbon"),
