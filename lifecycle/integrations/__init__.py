@@ -19,6 +19,7 @@ from lifecycle.integrations.mlflow import MLflowTracker
 from lifecycle.integrations.registry import KNOWN_TRACKERS, KnownTracker, canonical_name, resolve_trackers
 from lifecycle.integrations.tensorboard import TensorBoardTracker
 from lifecycle.integrations.values import rewrite_names
+from lifecycle.integrations.wandb import WandBTracker
 
 __all__ = [
     "KNOWN_TRACKERS",
@@ -30,6 +31,7 @@ __all__ = [
     "MLflowTracker",
     "TensorBoardTracker",
     "TrackerCallback",
+    "WandBTracker",
     "find_tracker",
     "is_main_process",
     "on_main_process",

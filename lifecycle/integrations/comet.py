@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import threading
 from typing import Any
-from urllib.parse import urlparse
 
 from lifecycle.integrations.base import GeneralTracker
+from lifecycle.integrations.network import reachable
 
 __all__ = ["CometTracker"]
 
 logger = logging.getLogger("lifecycle.integrations")
 
-_PROBE_SECONDS = 3.0
 #: Comet settings that would make it log things nobody asked for, or reach out to the network
 _QUIET = {
     "log_code": False,
@@ -40,27 +37,6 @@ _QUIET = {
 def _late_import_notice(record: logging.LogRecord) -> bool:
     """False for Comet's advice to import it before torch: auto-logging is off here, so it does not apply."""
     return "import comet_ml before" not in str(record.msg)
-
-
-def _reachable(url: str, seconds: float = _PROBE_SECONDS) -> bool:
-    """Whether a TCP connection to ``url``'s host opens within ``seconds`` (name lookup included)."""
-    parsed = urlparse(url)
-    host, port = parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)
-    if not host:
-        return False
-    answer: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, port), timeout=seconds).close()
-            answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True, name="comet-probe")
-    thread.start()
-    thread.join(seconds)
-    return bool(answer and answer[0])
 
 
 class CometTracker(GeneralTracker):
@@ -113,9 +89,7 @@ class CometTracker(GeneralTracker):
             notices.addFilter(_late_import_notice)
         config = comet_ml.get_config()
         online = self._wants_online(config)
-        if online and not _reachable(
-            config.get_string(None, "comet.url_override") or "https://www.comet.com"
-        ):
+        if online and not reachable(config.get_string(None, "comet.url_override") or "https://www.comet.com"):
             logger.warning(
                 "Comet is out of reach; writing the experiment offline in %s", self.offline_directory
             )

@@ -37,7 +37,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
         "tensorboard", "tensorboardX", "tensorboard", "tensorboard:TensorBoardTracker", ("tensorboardx", "tb")
     ),
     KnownTracker("comet_ml", "comet_ml", "comet", "comet:CometTracker", ("comet", "cometml")),
-    KnownTracker("wandb", "wandb", "wandb", aliases=("weights_and_biases",)),
+    KnownTracker("wandb", "wandb", "wandb", "wandb:WandBTracker", ("weights_and_biases",)),
     KnownTracker("mlflow", "mlflow", "mlflow", "mlflow:MLflowTracker"),
     KnownTracker("neptune", "neptune", "neptune"),
     KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
