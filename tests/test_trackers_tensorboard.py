@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import close, expected_points, isolate, make_trainer
+from trackers_helpers import close, expected_points, isolate, make_trainer, tag_of
 
 from lifecycle.integrations import TensorBoardTracker
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
+event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.event_file_loader")
+event_pb2 = pytest.importorskip("tensorboard.compat.proto.event_pb2")
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +33,32 @@ def read_events(folder: Path) -> Any:
     return acc
 
 
-def scalar_points(acc: Any) -> dict[tuple[str, int], float]:
-    return {(tag, e.step): e.value for tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)}
+def restarts(event_file: Path) -> list[int]:
+    """The steps at which ``event_file`` tells TensorBoard that a run restarted (hiding later steps)."""
+    loader = event_file_loader.EventFileLoader(str(event_file))
+    start = event_pb2.SessionLog.START
+    return [e.step for e in loader.Load() if e.HasField("session_log") and e.session_log.status == start]
+
+
+def scalar_series(acc: Any) -> dict[tuple[str, int], list[float]]:
+    """``(tag, step) -> values``: a step may hold several (an evaluation after training)."""
+    series: dict[tuple[str, int], list[float]] = {}
+    for tag in acc.Tags()["scalars"]:
+        for event in acc.Scalars(tag):
+            series.setdefault((tag, event.step), []).append(event.value)
+    return series
+
+
+def assert_history_in(series: dict[tuple[str, int], list[float]], history: list[dict[str, Any]]) -> None:
+    """Every number of ``history`` is in ``series`` at its step, and ``series`` holds no other point."""
+    missing = [
+        (tag_of(key), entry["step"], value)
+        for entry in history
+        for key, value in entry.items()
+        if key != "step" and not any(close(v, value) for v in series.get((tag_of(key), entry["step"]), []))
+    ]
+    assert missing == []
+    assert series.keys() == expected_points(history).keys()
 
 
 def test_scalars_text_and_hparams_read_back(tmp_path: Path) -> None:
@@ -45,10 +71,8 @@ def test_scalars_text_and_hparams_read_back(tmp_path: Path) -> None:
     acc = read_events(runs[0])
 
     expected = expected_points(trainer.state.log_history)
-    found = scalar_points(acc)
     assert ("eval/loss", 5) in expected and ("train/train_loss", 10) in expected
-    assert found.keys() == expected.keys()
-    assert all(close(found[k], v) for k, v in expected.items())
+    assert_history_in(scalar_series(acc), trainer.state.log_history)
 
     (text,) = acc.Tensors("args/text_summary")
     config = json.loads(textwrap.dedent(text.tensor_proto.string_val[0].decode()))
@@ -87,12 +111,14 @@ def test_resume_replaces_what_the_first_run_logged_past_the_checkpoint(tmp_path:
     first.train()
     resumed = make_trainer(out, report_to="tensorboard", **settings)
     resumed.train(resume_from_checkpoint=out / "checkpoint-4")
-    assert len(list(logs.glob("events.out.tfevents.*"))) == 2
+    resumed.evaluate()  # reopens the writer after train_end
+    files = sorted(logs.glob("events.out.tfevents.*"))
+    # a new run hides older runs in the folder from step 1 on, the resume from step 5 on; the writer
+    # reopened for the evaluation hides nothing
+    assert [restarts(f) for f in files] == [[1], [5], []]
 
-    found = scalar_points(read_events(logs))
-    expected = expected_points(resumed.state.log_history)
-    assert found.keys() == expected.keys()
-    assert all(close(found[k], v) for k, v in expected.items())
+    # TensorBoard shows one value per step: the evaluation after training (step 10 again) is not checked
+    assert_history_in(scalar_series(read_events(logs)), resumed.state.log_history[:-1])
     steps = [e.step for e in read_events(logs).Scalars("train/loss")]
     assert steps == [2, 4, 6, 8, 10]  # each step once: the first run's 6..10 were purged
 

@@ -71,6 +71,7 @@ class TensorBoardTracker(GeneralTracker):
                 **self.writer_kwargs,
             }
             self.writer = SummaryWriter(self.logging_dir, purge_step=self._purge_step, **settings)
+            self._purge_step = None  # a writer reopened later (an evaluation after training) purges nothing
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         """The configuration as a JSON text (tag ``args``) now; as hparams when the run finishes."""
