@@ -92,6 +92,8 @@ def test_a_failing_tracker_warns_once_and_the_others_get_everything(
     (callback,) = [cb for cb in trainer.callbacks if type(cb).__name__ == "TrackerCallback"]
     assert callback.failures == {"broken": len(history) + 1}  # every log, then finish
     assert trainer.get_tracker("broken").calls == len(history)
+    assert recorder.config is not None  # report_to's class and instance reach trackers as plain text
+    assert recorder.config["report_to"][:2] == [repr(Broken), repr(recorder)]
 
 
 class DocsTracker(GeneralTracker):

@@ -58,5 +58,5 @@ def find_tracker(callbacks: Sequence[Any], name: str, *, unwrap: bool = False) -
         for tracker in callback.trackers:
             names.append(tracker_name(tracker))
             if canonical_name(tracker_name(tracker)) == wanted:
-                return tracker.tracker if unwrap else tracker
+                return getattr(tracker, "tracker", None) if unwrap else tracker
     raise KeyError(f"no tracker named {name!r}; this trainer reports to: {', '.join(names) or 'no tracker'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -60,11 +61,16 @@ def loggable(logs: Mapping[str, Any], warned: set[str]) -> dict[str, Loggable]:
 
 
 def run_config(args: Any, model: Any = None) -> dict[str, Any]:
-    """The configuration a run reports once: the model's config (if it has one) under the arguments."""
+    """The configuration a run reports once: the model's config (if it has one) under the arguments.
+
+    Values are made plain JSON (tuples become lists, other objects their ``repr``), so that every
+    tracker can store them: ``report_to`` may hold tracker classes and instances, for one.
+    """
     config: dict[str, Any] = {}
     model_config = getattr(model, "config", None)
     if model_config is not None and hasattr(model_config, "to_dict"):
         config.update(model_config.to_dict())
     config.update(args.to_dict())
     config["run_name"] = args.run_name
-    return config
+    plain: dict[str, Any] = json.loads(json.dumps(config, default=repr))
+    return plain
