@@ -204,3 +204,14 @@ def test_only_rank_zero_reports_unless_the_tracker_says_otherwise(tmp_path: Path
     zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert read_jsonl(tmp_path / "run" / METRICS_FILE) == zero["history"]  # rank 1 wrote nothing there
     assert zero["every_rank_rows"] == one["every_rank_rows"] == len(one["history"]) == 8
+
+
+def test_a_launcher_rank_other_than_zero_keeps_main_process_trackers_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RANK", "1")  # as torchrun sets it, before any process group is up
+    every = EveryRank()
+    trainer = make_trainer(tmp_path / "run", report_to=["jsonl", every])
+    trainer.train()
+    assert not (tmp_path / "run" / METRICS_FILE).exists()
+    assert len(every.rows) == len(trainer.state.log_history) == 8

@@ -110,11 +110,20 @@ class CometTracker(GeneralTracker):
         return bool(config.get_string(None, "comet.api_key"))
 
     def _begin(self, comet_ml: Any, online: bool) -> Any:
-        os.makedirs(self.offline_directory, exist_ok=True)
+        if not online:
+            os.makedirs(self.offline_directory, exist_ok=True)
         settings = comet_ml.ExperimentConfig(
             name=self.run_name, offline_directory=self.offline_directory, **self.experiment_config
         )
-        return comet_ml.start(online=online, project_name=self.project_name, experiment_config=settings)
+        mode = os.environ.get(
+            "COMET_MODE", ""
+        ).lower()  # Hugging Face's values: continue an experiment or not
+        return comet_ml.start(
+            online=online,
+            mode=mode if mode in ("get", "create", "get_or_create") else None,
+            project_name=self.project_name,
+            experiment_config=settings,
+        )
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()
