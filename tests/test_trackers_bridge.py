@@ -215,3 +215,14 @@ def test_a_launcher_rank_other_than_zero_keeps_main_process_trackers_quiet(
     trainer.train()
     assert not (tmp_path / "run" / METRICS_FILE).exists()
     assert len(every.rows) == len(trainer.state.log_history) == 8
+
+
+def test_test_metrics_are_named_test_and_logged_at_the_current_step(tmp_path: Path) -> None:
+    recorder = Recorder()
+    trainer = make_trainer(tmp_path / "run", report_to=[recorder])
+    trainer.train()
+    metrics = trainer.evaluate(metric_key_prefix="test")
+    step, row = recorder.rows[-1]
+    assert step == trainer.state.global_step == 10
+    assert row["test/loss"] == metrics["test_loss"] and "train/epoch" in row
+    assert recorder.finished == 1  # reopened for the evaluation, not finished again until train_end
