@@ -170,8 +170,7 @@ def test_early_stop_resumed_from_the_stopping_checkpoint(tmp_path: Path) -> None
 
     def stopper_run(out: Path, *extra: TrainerCallback) -> Trainer:
         t = trainer(out, *extra)
-        stopper = t.callbacks[1]
-        assert isinstance(stopper, EarlyStoppingCallback)
+        stopper = next(cb for cb in t.callbacks if isinstance(cb, EarlyStoppingCallback))
         stopper.early_stopping_patience, stopper.early_stopping_threshold = 1, 10.0  # stops at step 4
         return t
 

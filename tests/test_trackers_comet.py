@@ -1,0 +1,97 @@
+"""Comet through comet_ml, offline, in a process without a network; the archive's messages are read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from trackers_helpers import REPO, expected_points, isolate, tag_of
+
+pytest.importorskip("comet_ml")
+
+RUN = Path(__file__).parent / "trackers_comet_run.py"
+
+
+def _can_unshare() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+NO_NETWORK = _can_unshare()
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+
+
+def run_training(out: Path) -> tuple[dict[str, Any], str]:
+    """Train in a subprocess (with no network where ``unshare`` allows); its record and its stderr."""
+    command = [sys.executable, str(RUN), str(out)]
+    if NO_NETWORK:
+        command = ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$0" "$@"', *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "run.json").read_text()), done.stderr
+
+
+def read_archive(folder: Path) -> list[dict[str, Any]]:
+    (archive,) = folder.glob("*.zip")
+    with zipfile.ZipFile(archive) as z:
+        return [json.loads(line) for line in z.read("messages.json").decode().splitlines()]
+
+
+def test_offline_archive_holds_parameters_and_metrics_at_their_steps(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    record, _ = run_training(out)
+    messages = read_archive(out / "comet")
+
+    others = {m["payload"]["key"]: m["payload"]["value"] for m in messages if m["type"] == "log_other"}
+    assert others["Name"] == "comet-check"
+
+    params = {}
+    for m in messages:
+        if m["type"] == "parameter_msg":
+            param = m["payload"].get("param") or m["payload"]["params"]
+            params[param["paramName"]] = param["paramValue"]
+    for key, value in record["args"].items():
+        assert params[key] == value, key
+
+    metrics = [m["payload"]["metric"] for m in messages if m["type"] == "metric_msg"]
+    logged = {(m["metricName"], m["step"]): m["metricValue"] for m in metrics}
+    expected = expected_points(record["log_history"])
+    assert all(logged[k] == pytest.approx(v) for k, v in expected.items())
+    epochs = {(m["metricName"], m["step"]): m["epoch"] for m in metrics}
+    for entry in record["log_history"]:
+        for key in entry.keys() - {"step"}:
+            assert epochs[(tag_of(key), entry["step"])] == entry["epoch"], key
+
+
+@pytest.mark.skipif(not NO_NETWORK, reason="needs `unshare -n` (root) to take the network away")
+def test_online_without_a_network_falls_back_to_offline_quickly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COMET_API_KEY", "0123456789abcdef0123456789")
+    monkeypatch.setenv("COMET_OFFLINE_DIRECTORY", str(tmp_path / "archives"))
+    began = time.monotonic()
+    record, stderr = run_training(tmp_path / "run")
+    assert time.monotonic() - began < 30  # Comet alone retries for ~35 s before giving up
+    assert "Comet is out of reach" in stderr
+    steps = {
+        m["payload"]["metric"]["step"]
+        for m in read_archive(tmp_path / "archives")
+        if m["type"] == "metric_msg"
+    }
+    assert steps >= {entry["step"] for entry in record["log_history"]}

@@ -1,0 +1,147 @@
+"""Shared pieces of the tracker tests: a tiny real model and data, a recording tracker, read-back helpers."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lifecycle import Trainer, TrainingArguments
+from lifecycle.integrations import GeneralTracker
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: settings every tracker test runs under: nothing phones home, nothing lands in the real HOME
+QUIET_ENV = {
+    "COMET_AUTO_LOG_ENV_DETAILS": "false",
+    "COMET_ERROR_TRACKING_ENABLE": "false",
+    "WANDB_MODE": "offline",
+    "NEPTUNE_MODE": "offline",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+}
+#: settings that would change which tracker does what; tests start without them
+CLEARED_ENV = (
+    "COMET_API_KEY",
+    "COMET_MODE",
+    "COMET_START_ONLINE",
+    "COMET_OFFLINE_DIRECTORY",
+    "TENSORBOARD_LOGGING_DIR",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
+    "RANK",
+)
+
+
+class Pairs(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
+    """``n`` random 8-vectors, labelled by the sign of their sum."""
+
+    def __init__(self, n: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 8, generator=g)
+        self.y = (self.x.sum(1) > 0).long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": self.x[i], "labels": self.y[i]}
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.linear(x)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def make_trainer(output_dir: Path | str, report_to: Any = None, **kwargs: Any) -> Trainer:
+    """10 optimizer steps over 2 epochs, a log every 2 steps, an evaluation per epoch: 8 logs in all."""
+    trainer_keys = ("callbacks", "compute_metrics")
+    trainer_kwargs = {k: kwargs.pop(k) for k in trainer_keys if k in kwargs}
+    settings: dict[str, Any] = {
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 4,
+        "logging_steps": 2,
+        "eval_strategy": "epoch",
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        **kwargs,
+    }
+    args = TrainingArguments(output_dir=os.fspath(output_dir), report_to=report_to, **settings)
+    return Trainer(Tiny(), args, train_dataset=Pairs(20), eval_dataset=Pairs(8, seed=1), **trainer_kwargs)
+
+
+def tag_of(key: str) -> str:
+    """The name trackers give a logged key: ``eval_loss`` -> ``eval/loss``, ``loss`` -> ``train/loss``."""
+    for prefix in ("eval_", "test_"):
+        if key.startswith(prefix):
+            return prefix[:-1] + "/" + key[len(prefix) :]
+    return "train/" + key
+
+
+def expected_points(log_history: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    """``(tracker tag, step) -> value`` for every number in ``log_history``, named as trackers name them."""
+    points = {}
+    for entry in log_history:
+        step = entry["step"]
+        for key, value in entry.items():
+            if key == "step" or isinstance(value, str):
+                continue
+            points[(tag_of(key), step)] = float(value)
+    return points
+
+
+def close(a: float, b: float) -> bool:
+    """Equal as TensorBoard stores them (float32)."""
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+
+
+class Recorder(GeneralTracker):
+    """A tracker that keeps what it receives, in memory."""
+
+    name = "recorder"
+    requires_logging_directory = False
+
+    def __init__(self, run_name: str | None = None):
+        self.run_name = run_name
+        self.config: dict[str, Any] | None = None
+        self.rows: list[tuple[int | None, dict[str, Any]]] = []
+        self.finished = 0
+
+    @property
+    def tracker(self) -> list[tuple[int | None, dict[str, Any]]]:
+        return self.rows
+
+    def store_init_configuration(self, values: dict[str, Any]) -> None:
+        self.config = values
+
+    def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        self.rows.append((step, values))
+
+    def finish(self) -> None:
+        self.finished += 1
+
+    def points(self) -> dict[tuple[str, int], float]:
+        return {(tag, step): v for step, row in self.rows for tag, v in row.items() if not isinstance(v, str)}
+
+
+def isolate(monkeypatch: Any, home: Path) -> None:
+    """Quiet tracker settings, none of the user's, and HOME/TMPDIR in ``home``."""
+    for key, value in QUIET_ENV.items():
+        monkeypatch.setenv(key, value)
+    for key in CLEARED_ENV:
+        monkeypatch.delenv(key, raising=False)
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(home))
