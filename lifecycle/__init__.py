@@ -13,15 +13,28 @@ from lifecycle.callbacks import (
     TrainerCallback,
     on,
 )
-from lifecycle.checkpoint import CheckpointError
+from lifecycle.checkpoint import CheckpointError, verify_checkpoint
 from lifecycle.control import TrainerControl
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import CallbackError, Dispatcher
+from lifecycle.graph import GraphvizNotFound, LifecycleGraph
+from lifecycle.integrations import (
+    CometTracker,
+    GeneralTracker,
+    JSONLTracker,
+    MLflowTracker,
+    TensorBoardTracker,
+    TrackerCallback,
+    WandBTracker,
+    on_main_process,
+)
 from lifecycle.machine import Lifecycle, LifecycleError, State, Transition
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
-from lifecycle.state import TrainerState
+from lifecycle.state import StateFileError, TrainerState
+from lifecycle.trace import Tracer
 
 if TYPE_CHECKING:
+    from lifecycle.data import EpochSampler
     from lifecycle.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -32,17 +45,28 @@ __all__ = [
     "ArgumentError",
     "CallbackError",
     "CheckpointError",
+    "CometTracker",
     "DefaultFlowCallback",
     "Dispatcher",
     "EarlyStoppingCallback",
+    "EpochSampler",
     "EvalPrediction",
     "Event",
+    "GeneralTracker",
+    "GraphvizNotFound",
+    "JSONLTracker",
     "Lifecycle",
     "LifecycleError",
+    "LifecycleGraph",
+    "MLflowTracker",
     "PredictionOutput",
     "PrinterCallback",
     "ProgressCallback",
     "State",
+    "StateFileError",
+    "TensorBoardTracker",
+    "Tracer",
+    "TrackerCallback",
     "TrainOutput",
     "Trainer",
     "TrainerCallback",
@@ -50,14 +74,20 @@ __all__ = [
     "TrainerState",
     "TrainingArguments",
     "Transition",
+    "WandBTracker",
     "on",
+    "on_main_process",
+    "verify_checkpoint",
 ]
 
 
-def __getattr__(name: str) -> object:
-    # Trainer imports torch (about a second); commands that need no tensors never pay for it.
-    if name == "Trainer":
-        from lifecycle.trainer import Trainer
+# These import torch (about a second): commands that need no tensors never pay for it.
+_NEEDS_TORCH = {"Trainer": "lifecycle.trainer", "EpochSampler": "lifecycle.data"}
 
-        return Trainer
+
+def __getattr__(name: str) -> object:
+    if name in _NEEDS_TORCH:
+        import importlib
+
+        return getattr(importlib.import_module(_NEEDS_TORCH[name]), name)
     raise AttributeError(f"module 'lifecycle' has no attribute {name!r}")
