@@ -82,7 +82,7 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 30, progress
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model="accuracy",
-        report_to=["tensorboard"],
+        report_to=["jsonl", "tensorboard"],
         disable_tqdm=not progress,
         seed=7,
     )

@@ -1,7 +1,7 @@
 """TrackerCallback: the one bridge from the training lifecycle to every tracker.
 
-``train_begin`` takes the run's configuration, which each tracker receives when it opens, at the
-first epoch or log (a resumed run has its state back by then); ``log`` hands every tracker the logs
+``train_begin`` (which fires once a resumed run has its state back) opens the trackers at
+``state.global_step`` and hands them the run's configuration; ``log`` hands every tracker the logs
 (training, evaluation and test metrics alike, at ``state.global_step``); ``train_end`` finishes them.
 A tracker that raises never stops training: the others still receive everything, and one warning
 names the tracker and its error.
@@ -37,18 +37,13 @@ class TrackerCallback(TrainerCallback):
         self._open: set[int] = set()
         self._skipped: set[str] = set()
         self._config: dict[str, Any] | None = None
-        self._starting = False
 
     def __repr__(self) -> str:
         return f"TrackerCallback({', '.join(map(tracker_name, self.trackers))})"
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._config = run_config(args, model)
-        self._starting = True  # the trackers open at the first epoch or log, once a resumed state is back
-
-    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._starting:
-            self._start_training(state)
+        self._start_training(state)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Any = None, model: Any = None, **kwargs: Any
@@ -57,8 +52,6 @@ class TrackerCallback(TrainerCallback):
             return
         if self._config is None:  # logs before any training: ``trainer.evaluate()`` on its own
             self._config = run_config(args, model)
-        if self._starting:
-            self._start_training(state)
         values = loggable(logs, self._skipped)
         renamed = rewrite_names(values)
         for tracker in self._reporting(state):
@@ -74,7 +67,6 @@ class TrackerCallback(TrainerCallback):
 
     def _start_training(self, state: Any) -> None:
         """Training (re)starts at ``state.global_step``: trackers drop anything later, then open."""
-        self._starting = False
         for tracker in self._reporting(state):
             self._attempt(tracker, "rewind", state.global_step)
             self._ensure_open(tracker)
