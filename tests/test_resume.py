@@ -187,6 +187,19 @@ def test_early_stop_resumed_from_the_stopping_checkpoint(tmp_path: Path) -> None
     assert_same_run(ref, resumed)
 
 
+def test_resuming_a_finished_run_runs_no_epoch(tmp_path: Path) -> None:
+    """The last checkpoint of an epoch-strategy run was written after the final epoch had ended."""
+    from tests.helpers import Recorder
+
+    changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
+    trainer(tmp_path, **changes).train()
+    recorder = Recorder()
+    resumed = trainer(tmp_path, recorder, **changes)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 12
+    assert [e for e, _ in recorder.events] == ["init_end", "train_begin", "log", "train_end"]
+
+
 def test_resume_at_an_epoch_boundary(tmp_path: Path) -> None:
     """``save_strategy="epoch"``: the checkpoint is written after ``epoch_end``, the epoch closed."""
     changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
