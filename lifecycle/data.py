@@ -1,8 +1,12 @@
 """Resumable sampling: each epoch's order is a pure function of (seed, epoch), so a run can start
-mid-epoch by slicing the order, without loading or collating a single skipped example."""
+mid-epoch by slicing the order, without loading or collating a single skipped example.
+
+With several processes each rank takes every ``world_size``-th index of the same order, the order padded
+by wrapping around so that every rank gets as many examples (and takes as many steps) as the others."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sized
 
 import torch
@@ -14,30 +18,43 @@ __all__ = ["EpochSampler"]
 class EpochSampler(Sampler[int]):
     """Indices of one epoch, shuffled by ``seed + epoch`` when ``shuffle``; ``start`` skips ahead."""
 
-    def __init__(self, data: Sized, *, seed: int, shuffle: bool = True):
+    def __init__(self, data: Sized, *, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1):
         self.size = len(data)
         self.seed = seed
         self.shuffle = shuffle
+        self.rank = rank
+        self.world_size = world_size
+        self.per_rank = math.ceil(self.size / world_size)
         self.epoch = 0
         self.start = 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
-        """Select the epoch's order and the first example to yield (O(1) mid-epoch resume)."""
+        """Select the epoch's order and the first example (of this rank's share) to yield."""
         self.epoch = epoch
         self.start = start
 
     def identity(self) -> dict[str, int | bool]:
         """What fixes the order of every epoch; a resumed run must see the same."""
-        return {"seed": self.seed, "shuffle": self.shuffle, "size": self.size}
+        identity: dict[str, int | bool] = {"seed": self.seed, "shuffle": self.shuffle, "size": self.size}
+        if self.world_size > 1:
+            identity["world_size"] = self.world_size
+        return identity
 
     def order(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(self.size))
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.size, generator=generator).tolist()
+        """This rank's indices for the epoch, in order."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            everything = torch.randperm(self.size, generator=generator).tolist()
+        else:
+            everything = list(range(self.size))
+        if self.world_size == 1:
+            return everything
+        total = self.per_rank * self.world_size
+        padded = (everything * math.ceil(total / max(self.size, 1)))[:total]
+        return padded[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start :])
 
     def __len__(self) -> int:
-        return self.size - self.start
+        return self.per_rank - self.start

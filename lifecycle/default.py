@@ -80,7 +80,7 @@ TRAINING_LIFECYCLE = Lifecycle(
         S("step",     "forward_backward",     False, "one micro-batch: forward, backward, clip"),
         S("optimize", "optimizer_update",     False, "optimizer.step()"),
         S("advance",  "advance_schedule",     False, "scheduler step, zero grads, global_step += 1"),
-        S("boundary", None,                   False, "after a step or an epoch: decide what comes next"),
+        S("boundary", "agree_on_stop",        False, "after a step or an epoch: decide what comes next"),
         S("log",      "collect_train_logs",   False, "mean loss, grad norm, learning rate"),
         S("evaluate", "run_evaluation",       False, "the evaluation loop and its metrics"),
         S("judge",    "judge_evaluation",     False, "best metric tracked; strategy 'best' flags a save"),

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lifecycle import checkpoint as ckpt
-from lifecycle import resume
+from lifecycle import distributed, resume
 from lifecycle.args import TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.control import TrainerControl
@@ -78,8 +78,13 @@ class Trainer:
     ):
         self.args = args if args is not None else TrainingArguments()
         set_seed(self.args.seed)
-        self.device = self._pick_device()
+        use_cuda = not self.args.use_cpu and torch.cuda.is_available()
+        self.topology = distributed.join_process_group(use_cuda)
+        self.device = self._pick_device(use_cuda)
         self.model = model.to(self.device)
+        self._train_model: torch.nn.Module | None = (
+            None  # the model as trained: wrapped in DDP when distributed
+        )
         self.data_collator = data_collator
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -87,7 +92,7 @@ class Trainer:
         self.processing_class = processing_class
         self.optimizer, self.lr_scheduler = optimizers
         self.lifecycle = lifecycle
-        self.state = TrainerState(epoch=0.0)
+        self.state = self._new_state()
         self.control = TrainerControl()
         self.payload: dict[str, Any] = {}
         self._eval_request: tuple[Dataset[Any] | None, str] = (None, "eval")
@@ -216,8 +221,10 @@ class Trainer:
         if self._resume_from is not None:
             self._load_checkpoint(self._resume_from)
         else:
-            self.state = TrainerState(epoch=0.0)
+            self.state = self._new_state()
         state = self.state
+        state.is_world_process_zero = self.topology.is_main
+        state.is_local_process_zero = self.topology.local_rank == 0
         state.max_steps = max_steps
         state.num_train_epochs = epochs
         state.train_batch_size = args.per_device_train_batch_size
@@ -233,6 +240,8 @@ class Trainer:
         self._first_step = state.global_step
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
+        if self._train_model is None:
+            self._train_model = self._wrap_for_training()
         self._forward = self._make_forward()
         self.scaler = torch.amp.GradScaler(self.device.type) if args.fp16 else None
         self.model.train()
@@ -305,6 +314,8 @@ class Trainer:
     def collect_train_logs(self) -> None:
         state = self.state
         total = self._drain_losses()
+        if self.topology.distributed:
+            total = distributed.mean_over_ranks(total, self.device)
         logs: dict[str, float] = {"loss": total / (state.global_step - state.position.logged_step)}
         if self._grad_norm is not None:
             logs["grad_norm"] = float(self._grad_norm)
@@ -333,6 +344,11 @@ class Trainer:
         if self.args.load_best_model_at_end and state.best_model_checkpoint:
             self._load_weights(Path(state.best_model_checkpoint))
         state.position.training = False
+
+    def agree_on_stop(self) -> None:
+        """At every boundary, all ranks stop if one asks to (a no-op in one process)."""
+        if self.topology.distributed:
+            distributed.agree_on_stop(self.control, self.device)
 
     # -- state entry actions: evaluation, saving, prediction -------------------------------------
     def run_evaluation(self) -> None:
@@ -376,9 +392,11 @@ class Trainer:
         state.position.saved_step = state.global_step
         if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
             state.best_model_checkpoint = str(Path(args.output_dir) / f"{ckpt.PREFIX}{state.global_step}")
-        folder = ckpt.write_checkpoint(args.output_dir, state.global_step, self._write_checkpoint_files)
-        keep = {folder, *(Path(p) for p in (state.best_model_checkpoint, self._resume_from) if p)}
-        ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
+        if self.topology.is_main:  # the ranks hold the same weights; one writes them
+            folder = ckpt.write_checkpoint(args.output_dir, state.global_step, self._write_checkpoint_files)
+            keep = {folder, *(Path(p) for p in (state.best_model_checkpoint, self._resume_from) if p)}
+            ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
+        distributed.barrier()  # no rank goes on (or reads it) before the checkpoint is whole
 
     def run_prediction(self) -> None:
         dataset, prefix = self._predict_request
@@ -386,9 +404,11 @@ class Trainer:
         self.payload = {"metrics": self._prediction.metrics}
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _pick_device(self) -> torch.device:
-        if not self.args.use_cpu and torch.cuda.is_available():
-            return torch.device("cuda")
+    def _pick_device(self, use_cuda: bool) -> torch.device:
+        if use_cuda:
+            device = torch.device("cuda", self.topology.local_rank)
+            torch.cuda.set_device(device)
+            return device
         if self.args.fp16:
             raise ValueError("TrainingArguments.fp16 needs a CUDA device; use bf16 on the CPU")
         return torch.device("cpu")
@@ -398,8 +418,17 @@ class Trainer:
         """``*_steps`` below 1 are a fraction of ``max_steps``."""
         return math.ceil(max_steps * value) if value < 1 else int(value)
 
+    def _new_state(self) -> TrainerState:
+        top = self.topology
+        return TrainerState(
+            epoch=0.0, is_world_process_zero=top.is_main, is_local_process_zero=top.local_rank == 0
+        )
+
     def _dataloader(self, dataset: Any, batch_size: int, *, train: bool) -> DataLoader[Any]:
-        sampler = EpochSampler(dataset, seed=self.args.data_seed or self.args.seed, shuffle=train)
+        """Training data is shared out among the ranks; every rank evaluates on all of its data."""
+        seed = self.args.data_seed or self.args.seed
+        ranks = {"rank": self.topology.rank, "world_size": self.topology.world_size} if train else {}
+        sampler = EpochSampler(dataset, seed=seed, shuffle=train, **ranks)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -417,8 +446,17 @@ class Trainer:
             for k, v in batch.items()
         }
 
+    def _wrap_for_training(self) -> torch.nn.Module:
+        """DistributedDataParallel across the ranks, or the model itself in one process."""
+        if not self.topology.distributed:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
-        model = self.model
+        model = self.model if self._train_model is None else self._train_model
         dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
 
         def plain(batch: Batch) -> torch.Tensor:

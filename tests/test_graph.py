@@ -115,7 +115,7 @@ def test_dot_styles_each_kind_of_state_and_edge() -> None:
     dot = TRAINING_LIFECYCLE.to_dot()
     lines = {line.split("[", 1)[0].strip(): line for line in dot.splitlines() if "[" in line}
     assert "peripheries=2" in lines['"idle"']  # rest state
-    assert "shape=diamond" in lines['"boundary"'] and "shape=diamond" in lines['"init"']  # junctions
+    assert "shape=diamond" in lines['"train"'] and "shape=diamond" in lines['"init"']  # junctions
     assert "begin_training()" in lines['"prepare"']  # entry action shown
     assert "style=dashed" in lines['"boundary" -> "log"']  # plumbing (to_log)
     assert "style=dashed" not in lines['"advance" -> "boundary"']  # an HF event (step_end)
@@ -180,7 +180,7 @@ def test_user_states_are_drawn_like_the_built_in_ones() -> None:
         line = next(line for line in dot.splitlines() if line.startswith(f'  "{state}" ['))
         return line.split(">, ", 1)[1].split(", tooltip=")[0]
 
-    assert style("swa_update") == style("boundary")  # both junctions: no entry action, not a rest
+    assert style("swa_update") == style("train")  # both junctions: no entry action, not a rest
     assert "weights folded into the running average" in dot
     custom = next(line for line in dot.splitlines() if '"swa_update" -> "advance"' in line)
     assert "swa_end" in custom and "#8e44ad" in custom  # a user's transition: its own colour

@@ -1,0 +1,67 @@
+"""torch.distributed for the trainer: who this process is, and agreeing on the stop flags.
+
+Under ``torchrun`` the trainer joins the process group the environment describes (gloo on the CPU,
+nccl on CUDA). Stop flags are all-reduced every time the lifecycle reaches ``boundary``, so a callback
+that asks to stop on one rank stops every rank at the same step — no rank is left waiting in a
+collective for a peer that already quit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+import torch
+import torch.distributed as dist
+
+from lifecycle.control import TrainerControl
+
+__all__ = ["Topology", "agree_on_stop", "barrier", "join_process_group", "mean_over_ranks"]
+
+
+@attrs.frozen
+class Topology:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def join_process_group(use_cuda: bool) -> Topology:
+    """The topology ``torchrun`` set up, joining its process group once (single process: no group)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if dist.is_available() and dist.is_initialized():
+        return Topology(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Topology()
+
+
+def agree_on_stop(control: TrainerControl, device: torch.device) -> None:
+    """Every rank stops (the epoch or the training) if any rank asked to."""
+    flags = torch.tensor(
+        [control.should_training_stop, control.should_epoch_stop], dtype=torch.int32, device=device
+    )
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    control.should_training_stop, control.should_epoch_stop = (bool(v) for v in flags.tolist())
+
+
+def mean_over_ranks(value: float, device: torch.device) -> float:
+    """The mean of a per-rank number over all ranks."""
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return float(total) / dist.get_world_size()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,75 @@
+"""One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lifecycle import Trainer, TrainerCallback, TrainingArguments
+from tests.helpers import Examples
+
+
+class Indexed(Examples):
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {**super().__getitem__(i), "index": torch.tensor(i)}
+
+
+class Model(torch.nn.Module):
+    """A classifier that notes which examples it was trained on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(4, 2)
+        self.seen: list[int] = []
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.training:
+            self.seen.extend(index.tolist())
+        return {"loss": torch.nn.functional.cross_entropy(self.linear(x), labels)}
+
+
+class StopOnRankOne(TrainerCallback):
+    """Only rank 1 asks to stop, at step 3: every rank must stop there."""
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if os.environ["RANK"] == "1" and state.global_step == 3:
+            control.should_training_stop = True
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)
+    rank = int(os.environ["RANK"])
+    model = Model()
+    initial = [p.detach().clone().tolist() for p in model.parameters()]
+    args = TrainingArguments(
+        output_dir=str(out / "run"),
+        max_steps=10,
+        per_device_train_batch_size=4,
+        learning_rate=0.1,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=2,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[StopOnRankOne()])
+    trainer.train()
+    result = {
+        "global_step": trainer.state.global_step,
+        "world_process_zero": trainer.state.is_world_process_zero,
+        "initial": initial,
+        "params": [p.detach().tolist() for p in model.parameters()],
+        "seen": model.seen,
+        "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
