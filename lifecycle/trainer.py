@@ -82,9 +82,8 @@ class Trainer:
         self.topology = distributed.join_process_group(use_cuda)
         self.device = self._pick_device(use_cuda)
         self.model = model.to(self.device)
-        self._train_model: torch.nn.Module | None = (
-            None  # the model as trained: wrapped in DDP when distributed
-        )
+        # the model as trained: wrapped in DistributedDataParallel across several processes
+        self._train_model: torch.nn.Module | None = None
         self.data_collator = data_collator
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -279,8 +278,7 @@ class Trainer:
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         self._losses.append(loss.detach())
         if len(self._losses) == _FOLD:
-            self._loss_total = self._loss_total + torch.stack(self._losses).sum()
-            self._losses = []
+            self._fold_losses()
         p.batch_index += 1
         if p.batch_index == p.window_end and self.args.max_grad_norm > 0:
             if self.scaler is not None:
@@ -471,13 +469,26 @@ class Trainer:
 
         return autocast
 
+    def _fold_losses(self) -> None:
+        """Sum the pending micro-batch losses into the on-device total, without a host sync.
+
+        With ``logging_nan_inf_filter`` a non-finite loss counts as the mean of the finite ones
+        beside it, so one bad batch does not turn the logged loss into ``nan``.
+        """
+        if not self._losses:
+            return
+        pending = torch.stack(self._losses)
+        if self.args.logging_nan_inf_filter:
+            finite = torch.isfinite(pending)
+            mean = torch.where(finite, pending, 0.0).sum() / finite.sum().clamp(min=1)
+            pending = torch.where(finite, pending, mean)
+        self._loss_total = self._loss_total + pending.sum()
+        self._losses = []
+
     def _drain_losses(self) -> float:
         """The summed loss since the last drain, as a float (the one host sync per log)."""
-        total = self._loss_total
-        if self._losses:
-            total = total + torch.stack(self._losses).sum()
-        value = float(total)
-        self._losses = []
+        self._fold_losses()
+        value = float(self._loss_total)
         self._loss_total = torch.zeros((), device=self.device)
         self._loss_scalar += value
         return value
@@ -528,9 +539,7 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _write_checkpoint_files(self, folder: Path) -> None:
-        if self._losses:  # one exact number to carry; the uninterrupted run folds at this step too
-            self._loss_total = self._loss_total + torch.stack(self._losses).sum()
-            self._losses = []
+        self._fold_losses()  # one exact number to carry; the uninterrupted run folds at this step too
         sampler = self.train_dataloader.sampler
         carried = resume.ResumeState.capture(
             self._loss_total, self._grad_norm, self._learning_rate, self.control, sampler

@@ -4,6 +4,7 @@ lifecycle extension, and clear errors for bad input."""
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,29 @@ def test_logged_loss_is_the_mean_since_the_last_log(tmp_path: Path) -> None:
     logs = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     per_step = [(seen[2 * i] + seen[2 * i + 1]) / 2 for i in range(6)]
     assert logs == pytest.approx([sum(per_step[:3]) / 3, sum(per_step[3:]) / 3], rel=1e-5)
+
+
+@pytest.mark.parametrize("nan_filter", [True, False])
+def test_a_non_finite_loss_is_filtered_from_the_log(tmp_path: Path, nan_filter: bool) -> None:
+    class Glitch(Classifier):
+        calls = 0
+
+        def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+            out = super().forward(x, labels)
+            Glitch.calls += 1
+            if Glitch.calls == 2:  # the value turns nan; the gradient stays finite
+                out["loss"] = out["loss"] + torch.tensor(float("nan"))
+            return out
+
+    trainer = Trainer(
+        Glitch(),
+        args(tmp_path, max_steps=4, logging_steps=4, logging_nan_inf_filter=nan_filter),
+        train_dataset=Examples(16),
+    )
+    trainer.train()
+    (logged,) = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert math.isfinite(logged) is nan_filter
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
 def test_bf16_autocast_on_request(tmp_path: Path) -> None:
