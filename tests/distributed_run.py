@@ -69,6 +69,7 @@ def main(out: Path) -> None:
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
+    torch.distributed.destroy_process_group()  # leave no gloo thread running at exit
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ from lifecycle.callbacks.base import HF_EVENTS
 
 
 class Examples(torch.utils.data.Dataset):
-    """A linearly separable two-class problem of ``n`` examples of dimension 4."""
+    """A linearly separable two-class problem: ``n`` random vectors labelled by the sign of their sum."""
 
-    def __init__(self, n: int, seed: int = 0):
+    def __init__(self, n: int, seed: int = 0, features: int = 4):
         g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 4, generator=g)
+        self.x = torch.randn(n, features, generator=g)
         self.y = (self.x.sum(1) > 0).long()
 
     def __len__(self) -> int:
@@ -26,10 +26,12 @@ class Examples(torch.utils.data.Dataset):
 
 
 class Classifier(torch.nn.Module):
-    def __init__(self, seed: int = 0) -> None:
+    """A linear classifier whose ``forward(**batch)`` returns ``logits`` and, given labels, ``loss``."""
+
+    def __init__(self, seed: int = 0, features: int = 4) -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.linear = torch.nn.Linear(4, 2)
+        self.linear = torch.nn.Linear(features, 2)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.linear(x)

@@ -11,52 +11,20 @@ from typing import Any
 
 import torch
 
-EVENTS = (
-    "init_end",
-    "train_begin",
-    "train_end",
-    "epoch_begin",
-    "epoch_end",
-    "step_begin",
-    "pre_optimizer_step",
-    "optimizer_step",
-    "substep_end",
-    "step_end",
-    "evaluate",
-    "predict",
-    "save",
-    "log",
-    "prediction_step",
-)
+from tests.helpers import Classifier, Examples
+
+
+def hf_events() -> list[str]:
+    """Every event transformers' TrainerCallback declares (as transition names), except hub pushes."""
+    import transformers
+
+    names = [m.removeprefix("on_") for m in dir(transformers.TrainerCallback) if m.startswith("on_")]
+    return [n for n in names if n != "push_begin"]
+
+
 FLAGS = ("should_training_stop", "should_epoch_stop", "should_save", "should_evaluate", "should_log")
 
 Record = tuple[Any, ...]
-
-
-class Examples(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 4, generator=g)
-        self.y = (self.x.sum(1) > 0).long()
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class Classifier(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.linear(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
 
 
 class ScriptedMetric:
@@ -80,7 +48,7 @@ def recorder_class(base: type) -> type:
 
         return record
 
-    namespace: dict[str, Any] = {f"on_{e}": make(e) for e in EVENTS}
+    namespace: dict[str, Any] = {f"on_{e}": make(e) for e in hf_events()}
     namespace["__init__"] = lambda self: setattr(self, "records", [])
     return type("Recorder", (base,), namespace)
 

@@ -13,40 +13,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-import torch
 
 from lifecycle import TRAINING_LIFECYCLE, CallbackError, State, Trainer, TrainerCallback, TrainingArguments
 from lifecycle.callbacks import EarlyStoppingCallback
 from lifecycle.graph import LifecycleGraph
 from lifecycle.trace import heat_graph, load_trace, trace_command
+from tests.helpers import Classifier, Examples
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Data(torch.utils.data.Dataset):  # type: ignore[type-arg]
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 8, generator=g)
-        self.y = (self.x.sum(1) > 0).long()
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class Model(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(8, 2)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.linear(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
 
 
 def swa_due(state: Any, control: Any) -> bool:
@@ -98,10 +72,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         load_best_model_at_end=True,
     )
     trainer = Trainer(
-        Model(),
+        Classifier(features=8),
         args,
-        train_dataset=Data(20),
-        eval_dataset=Data(8, 1),
+        train_dataset=Examples(20, features=8),
+        eval_dataset=Examples(8, 1, features=8),
         callbacks=[EarlyStoppingCallback(2)],
         lifecycle=SWA,
     )
@@ -168,7 +142,7 @@ def test_tracing_keeps_callback_errors_and_handler_labels(tmp_path: Path) -> Non
             raise RuntimeError("boom")
 
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, disable_tqdm=True)
-    trainer = Trainer(Model(), args, train_dataset=Data(8), callbacks=[Boom])
+    trainer = Trainer(Classifier(features=8), args, train_dataset=Examples(8, features=8), callbacks=[Boom])
     assert "callback Boom.on_step_end" in trainer.dispatcher.handlers("step_end")
     with pytest.raises(
         CallbackError, match=r"callback Boom\.on_step_end raised RuntimeError on transition 'step_end'"

@@ -15,9 +15,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import Recorder, expected_points, isolate, make_trainer
-
 from lifecycle.integrations import METRICS_FILE, GeneralTracker, on_main_process, read_jsonl
+from tests.trackers_helpers import Recorder, expected_points, isolate, make_trainer
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import REPO, expected_points, isolate, tag_of
+from tests.trackers_helpers import REPO, expected_points, isolate, tag_of
 
 pytest.importorskip("comet_ml")
 

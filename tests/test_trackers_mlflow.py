@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import expected_points, isolate, make_trainer
+from tests.trackers_helpers import expected_points, isolate, make_trainer
 
 tracking = pytest.importorskip("mlflow.tracking")
 

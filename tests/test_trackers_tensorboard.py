@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import close, expected_points, isolate, make_trainer, tag_of
-
 from lifecycle.integrations import TensorBoardTracker
+from tests.trackers_helpers import close, expected_points, isolate, make_trainer, tag_of
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")

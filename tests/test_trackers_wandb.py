@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import expected_points, isolate, make_trainer
 from trackers_wandb_reader import run_contents
+
+from tests.trackers_helpers import expected_points, isolate, make_trainer
 
 wandb = pytest.importorskip("wandb")
 

@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from trackers_helpers import make_trainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.trackers_helpers import make_trainer
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lifecycle import Trainer, TrainingArguments
 from lifecycle.integrations import GeneralTracker
+from tests.helpers import Classifier, Examples
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,34 +36,6 @@ CLEARED_ENV = (
 )
 
 
-class Pairs(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """``n`` random 8-vectors, labelled by the sign of their sum."""
-
-    def __init__(self, n: int, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.randn(n, 8, generator=g)
-        self.y = (self.x.sum(1) > 0).long()
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class Tiny(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(8, 2)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.linear(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
-
-
 def make_trainer(output_dir: Path | str, report_to: Any = None, **kwargs: Any) -> Trainer:
     """10 optimizer steps over 2 epochs, a log every 2 steps, an evaluation per epoch: 8 logs in all."""
     trainer_keys = ("callbacks", "compute_metrics")
@@ -79,7 +50,13 @@ def make_trainer(output_dir: Path | str, report_to: Any = None, **kwargs: Any) -
         **kwargs,
     }
     args = TrainingArguments(output_dir=os.fspath(output_dir), report_to=report_to, **settings)
-    return Trainer(Tiny(), args, train_dataset=Pairs(20), eval_dataset=Pairs(8, seed=1), **trainer_kwargs)
+    return Trainer(
+        Classifier(features=8),
+        args,
+        train_dataset=Examples(20, features=8),
+        eval_dataset=Examples(8, seed=1, features=8),
+        **trainer_kwargs,
+    )
 
 
 def tag_of(key: str) -> str:
