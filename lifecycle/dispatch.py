@@ -41,21 +41,21 @@ class Runner(Protocol):
 
 
 class Edge:
-    __slots__ = ("guard", "label", "name", "steps", "target")
+    """One compiled transition: its guard (called with ``(state, control)`` when ``short``, else with
+    ``args`` too), its destination, and the steps run when it is taken."""
 
-    def __init__(
-        self,
-        name: str,
-        guard: Callable[..., bool] | None,
-        target: Node | None,
-        steps: tuple[Step, ...],
-        label: str,
-    ):
-        self.name = name
-        self.guard = guard
+    __slots__ = ("guard", "label", "name", "short", "steps", "target")
+
+    def __init__(self, t: Transition, target: Node | None, steps: tuple[Step, ...], label: str):
+        self.name = t.name
+        self.guard, self.short = _normalize(t.guard)
         self.target = target
         self.steps = steps
         self.label = label
+
+    def holds(self, state: Any, control: Any, args: Any) -> bool:
+        guard = self.guard
+        return guard is None or (guard(state, control) if self.short else guard(state, control, args))
 
 
 class Node:
@@ -96,9 +96,7 @@ class Dispatcher:
         """Take transition ``name`` from the current state, then run until a rest state."""
         runner = self.runner
         for edge in self.node.edges:
-            if edge.name == name and (
-                edge.guard is None or edge.guard(runner.state, runner.control, runner.args)
-            ):
+            if edge.name == name and edge.holds(runner.state, runner.control, runner.args):
                 self._run(edge)
                 return
         raise LifecycleError(f"no transition {name!r} can be taken from state {self.node.name!r}")
@@ -115,7 +113,8 @@ class Dispatcher:
         counts = self.counts
         while True:
             counts[edge.name] += 1
-            self._call(edge)
+            if edge.steps:
+                self._call(edge)
             node = edge.target
             assert node is not None
             self.node = node
@@ -135,7 +134,7 @@ class Dispatcher:
             control, args = runner.control, runner.args
             for edge in node.edges:
                 guard = edge.guard
-                if guard is None or guard(state, control, args):
+                if guard is None or (guard(state, control) if edge.short else guard(state, control, args)):
                     break
             else:
                 tried = ", ".join(e.label for e in node.edges)
@@ -183,9 +182,7 @@ class Dispatcher:
             steps = self._traced(t, steps)
         guard = describe_guard(t.guard)
         label = f"{t.name!r} ({t.source} -> {t.dest or t.source}{' [' + guard + ']' if guard else ''})"
-        return Edge(
-            t.name, _normalize(t.guard), None if t.dest is None else self.nodes[t.dest], tuple(steps), label
-        )
+        return Edge(t, None if t.dest is None else self.nodes[t.dest], tuple(steps), label)
 
     def _traced(self, t: Transition, steps: list[Step]) -> list[Step]:
         assert self.tracer is not None
@@ -220,25 +217,18 @@ class Dispatcher:
         return []
 
 
-def _normalize(guard: Guard) -> Callable[..., bool] | None:
-    """Every guard becomes ``fn(state, control, args) -> bool``."""
+def _normalize(guard: Guard) -> tuple[Callable[..., bool] | None, bool]:
+    """The guard as a callable, and whether it takes the short ``(state, control)`` form."""
     if guard is None:
-        return None
+        return None, True
     if isinstance(guard, str):
         flag = guard
 
-        def flag_guard(s: Any, c: Any, a: Any) -> bool:
+        def flag_guard(s: Any, c: Any) -> bool:
             return bool(getattr(c, flag))
 
-        return flag_guard
-    if guard_arity(guard) == 3:
-        return guard
-    short = guard
-
-    def two(s: Any, c: Any, a: Any) -> bool:
-        return short(s, c)
-
-    return two
+        return flag_guard, True
+    return guard, guard_arity(guard) == 2
 
 
 def _note(exc: BaseException, text: str) -> None:
@@ -259,8 +249,6 @@ def _hf_handler(method: Callable[..., Any], runner: Runner, payload_key: str | N
     control = runner.control
 
     def adopt(result: Any) -> None:
-        if result is None or result is control:
-            return
         if not isinstance(result, TrainerControl):
             raise TypeError(f"returned {type(result).__name__}; return a TrainerControl or None")
         control.update(result)
@@ -268,13 +256,17 @@ def _hf_handler(method: Callable[..., Any], runner: Runner, payload_key: str | N
     if payload_key is None:
 
         def call() -> None:
-            adopt(method(runner.args, runner.state, control, **runner.callback_kwargs))
+            result = method(runner.args, runner.state, control, **runner.callback_kwargs)
+            if result is not None and result is not control:
+                adopt(result)
 
     else:
 
         def call() -> None:
             kwargs = {**runner.callback_kwargs, payload_key: runner.payload.get(payload_key)}
-            adopt(method(runner.args, runner.state, control, **kwargs))
+            result = method(runner.args, runner.state, control, **kwargs)
+            if result is not None and result is not control:
+                adopt(result)
 
     return call
 

@@ -271,8 +271,7 @@ class Trainer:
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             self._window = p.window_end - p.batch_index
-        batch = self._to_device(next(self._batches))
-        loss = self._forward(batch)
+        loss = self._forward(next(self._batches))
         if self._window > 1:  # the window's gradient is the mean over its micro-batches
             loss = loss / self._window
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
@@ -454,18 +453,22 @@ class Trainer:
         return DistributedDataParallel(self.model, device_ids=ids)
 
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
+        """``batch -> loss`` for this run, built once: device moves and autocast only where needed."""
         model = self.model if self._train_model is None else self._train_model
         dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        to_device = None if self.device.type == "cpu" else self._to_device
 
         def plain(batch: Batch) -> torch.Tensor:
-            return _loss_of(model(**batch))
+            outputs = model(**(batch if to_device is None else to_device(batch)))
+            loss = outputs.get("loss") if type(outputs) is dict else None
+            return loss if loss is not None else _loss_of(outputs)
 
         if dtype is None:
             return plain
 
         def autocast(batch: Batch) -> torch.Tensor:
             with torch.autocast(self.device.type, dtype=dtype):
-                return _loss_of(model(**batch))
+                return plain(batch)
 
         return autocast
 
