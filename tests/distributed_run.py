@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -69,8 +70,10 @@ def main(out: Path) -> None:
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
-    torch.distributed.destroy_process_group()  # leave no gloo thread running at exit
 
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

@@ -23,7 +23,8 @@ def test_two_ranks_share_the_data_agree_to_stop_and_save_once(tmp_path: Path) ->
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:
         pytest.fail("the ranks hung: they did not agree on when to stop")
-    assert done.returncode == 0, done.stderr[-4000:]
+    written = sorted(p.name for p in tmp_path.glob("rank*.json"))
+    assert done.returncode == 0, f"results written: {written}\n{done.stderr[-4000:]}"
     zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
 
     # rank 1 alone asked to stop at step 3; the flag was all-reduced, so rank 0 stopped there too
