@@ -86,6 +86,7 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 30, progress
         disable_tqdm=not progress,
         seed=7,
     )
+    torch.manual_seed(args.seed)  # the model's initial weights too: the demo is the same run every time
     trainer = Trainer(
         SpiralClassifier(),
         args,
