@@ -17,6 +17,7 @@ import torch
 from lifecycle.args import TrainingArguments
 from lifecycle.callbacks import EarlyStoppingCallback
 from lifecycle.checkpoint import list_checkpoints
+from lifecycle.graph import GraphvizNotFound
 from lifecycle.outputs import EvalPrediction
 
 __all__ = ["SpiralClassifier", "SpiralDataset", "run_demo"]
@@ -116,7 +117,7 @@ def _write_graph(trainer: Any, out: Path) -> Path:
     graph = trainer.lifecycle_graph()
     try:
         return Path(graph.render(out / "lifecycle.svg"))
-    except FileNotFoundError:  # no Graphviz: Mermaid text needs nothing
+    except GraphvizNotFound:  # Mermaid text needs nothing
         path = out / "lifecycle.mmd"
         path.write_text(graph.to_mermaid())
         return path

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
 
 
-def test_demo_writes_checkpoints_metrics_tensorboard_graph_and_trace(tmp_path: Path) -> None:
+@pytest.mark.parametrize("graphviz", [True, False], ids=["with-dot", "without-dot"])
+def test_demo_writes_checkpoints_metrics_tensorboard_graph_and_trace(tmp_path: Path, graphviz: bool) -> None:
+    if graphviz and shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
     out = tmp_path / "demo"
+    env = dict(os.environ) if graphviz else {**os.environ, "PATH": str(tmp_path / "empty")}
     done = subprocess.run(
         [sys.executable, "-m", "lifecycle.cli", "demo", "--output-dir", str(out), "--no-progress"],
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"everything is under {out.resolve()}" in done.stdout
@@ -42,12 +51,12 @@ def test_demo_writes_checkpoints_metrics_tensorboard_graph_and_trace(tmp_path: P
     accuracy = events.Scalars("eval/accuracy")
     assert [round(a.value, 6) for a in accuracy] == [round(e["eval_accuracy"], 6) for e in evaluations]
 
-    graph = out / "lifecycle.svg"
-    if graph.exists():
-        svg = ET.fromstring(graph.read_bytes())
-        assert svg.tag.endswith("svg")
-    else:  # no Graphviz here: the Mermaid text instead
-        assert "flowchart" in (out / "lifecycle.mmd").read_text()
+    if graphviz:
+        assert ET.fromstring((out / "lifecycle.svg").read_bytes()).tag.endswith("svg")
+    else:  # no Graphviz: the Mermaid text instead, with every state
+        mermaid = (out / "lifecycle.mmd").read_text()
+        assert "flowchart" in mermaid and all(s in mermaid for s in ("prepare", "boundary", "evaluate"))
+        assert not (out / "lifecycle.svg").exists()
 
     trace = json.loads((out / "trace.json").read_text())
     assert trace["transitions"]["step_end"]["count"] == final["global_step"]
