@@ -42,6 +42,11 @@ def next_step(s: TrainerState, c: TrainerControl) -> bool:
     )
 
 
+def evaluation_due(s: TrainerState, c: TrainerControl) -> bool:
+    """``should_evaluate``, and no evaluation at this step yet (step 0 counts: evaluation on start)."""
+    return c.should_evaluate and s.global_step > s.position.evaluated_step
+
+
 def save_due(s: TrainerState, c: TrainerControl) -> bool:
     """``should_save``, and no checkpoint was written at this step yet."""
     return c.should_save and s.global_step > s.position.saved_step
@@ -106,7 +111,7 @@ TRAINING_LIFECYCLE = Lifecycle(
         T("optimizer_step",     "optimize", "advance"),
         T("step_end",           "advance",  "boundary"),
         T("to_log",             "boundary", "log",      log_due),
-        T("to_evaluate",        "boundary", "evaluate", "should_evaluate"),
+        T("to_evaluate",        "boundary", "evaluate", evaluation_due),
         T("to_save",            "boundary", "save",     save_due),
         T("step_begin",         "boundary", "step",     next_step),
         T("epoch_end",          "boundary", "boundary", epoch_open,        "close_epoch"),

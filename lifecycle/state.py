@@ -47,6 +47,7 @@ class Position:
     window_end: int = 0
     logged_step: int = 0
     saved_step: int = 0
+    evaluated_step: int = -1
     unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Fields written by a newer release, kept so that saving again loses nothing."""
 

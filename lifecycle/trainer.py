@@ -357,6 +357,7 @@ class Trainer:
                 "evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))"
             )
         output = self._prediction_loop(dataset, prefix)
+        self.state.position.evaluated_step = self.state.global_step
         self._last_metrics = output.metrics
         self._record_log(dict(output.metrics))
         self.dispatcher.emit("log")

@@ -128,6 +128,27 @@ def test_custom_transitions_call_on_methods_too(tmp_path: Path) -> None:
     assert cb.steps == [1, 3, 5]  # the guard sees global_step before the step is counted
 
 
+def test_a_flag_set_again_by_its_own_event_does_not_loop(tmp_path: Path) -> None:
+    class Insistent(TrainerCallback):
+        def __init__(self) -> None:
+            self.evaluated: list[int] = []
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.evaluated.append(state.global_step)
+            control.should_evaluate = True  # asks again, at the same step
+            control.should_log = True
+
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            control.should_log = True
+
+    cb = Insistent()
+    trainer = make_trainer(tmp_path, [cb], eval_strategy="steps", eval_steps=3, max_steps=6)
+    trainer.train()
+    assert cb.evaluated == [3, 6]  # once per due step: the flag stays up until step_begin clears it
+    train_logs = [h["step"] for h in trainer.state.log_history if "loss" in h]
+    assert train_logs == sorted(set(train_logs))  # no step logged twice
+
+
 def test_a_returned_control_replaces_the_flags(tmp_path: Path) -> None:
     class Stop(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> TrainerControl:

@@ -89,7 +89,7 @@ def test_svg_names_every_state_and_transition(tmp_path: Path) -> None:
     for name in TRAINING_LIFECYCLE.transition_names:  # internal ones are listed inside their state
         assert name in text, name
     guards = {describe_guard(t.guard) for t in TRAINING_LIFECYCLE.transitions if t.guard is not None}
-    assert {"log_due", "should_evaluate", "save_due", "next_step", "window_open"} <= guards
+    assert {"log_due", "evaluation_due", "save_due", "next_step", "window_open"} <= guards
     for guard in guards:
         assert f"[{guard}]" in text
 
