@@ -2,11 +2,14 @@
 
 The runner's entry actions do no tensor work, so the figure is pure lifecycle overhead: the
 transitions of one optimizer step (``step_begin``, ``pre_optimizer_step``, ``optimizer_step``,
-``step_end``) with the default callbacks bound. ``python tests/test_trace_overhead.py`` prints it.
+``step_end``) with the default callbacks bound, best of interleaved repeats.
+
+    python bench/bench_trace.py
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from typing import Any
 
@@ -76,13 +79,6 @@ def measure(steps: int = 50_000, repeats: int = 7, tmp: str = "/tmp") -> tuple[f
     return min(offs), min(ons)
 
 
-def test_tracing_costs_at_most_a_few_microseconds_per_step(tmp_path: Any) -> None:
-    off, on = measure(steps=20_000, repeats=3, tmp=str(tmp_path))
-    assert off > 0
-    # budget: ~1-2 µs per step; a generous bound keeps a loaded machine from failing the test
-    assert on - off < 4.0, f"tracing costs {on - off:.2f} µs per step ({off:.2f} -> {on:.2f})"
-
-
 if __name__ == "__main__":
-    off, on = measure()
+    off, on = measure(tmp=tempfile.gettempdir())
     print(f"dispatch per optimizer step: tracing off {off:.2f} µs, on {on:.2f} µs, cost {on - off:.2f} µs")
