@@ -33,6 +33,7 @@ from lifecycle.data import EpochSampler
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
+from lifecycle.integrations import find_tracker, tracker_callbacks
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
@@ -97,8 +98,6 @@ class Trainer:
         self._eval_request: tuple[Dataset[Any] | None, str] = (None, "eval")
         self.callback_kwargs: dict[str, Any] = {}
         self.callbacks: list[TrainerCallback] = []
-        from lifecycle.integrations import tracker_callbacks
-
         display = PrinterCallback if self.args.disable_tqdm else ProgressCallback
         for cb in [DefaultFlowCallback, *tracker_callbacks(self.args), *(callbacks or []), display]:
             self._add(cb)
@@ -161,8 +160,6 @@ class Trainer:
 
     def get_tracker(self, name: str, unwrap: bool = False) -> Any:
         """The tracker called ``name`` (its native object with ``unwrap=True``), as in Accelerate."""
-        from lifecycle.integrations import find_tracker
-
         return find_tracker(self.callbacks, name, unwrap=unwrap)
 
     def lifecycle_graph(self) -> LifecycleGraph:
