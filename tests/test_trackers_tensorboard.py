@@ -122,6 +122,30 @@ def test_resume_replaces_what_the_first_run_logged_past_the_checkpoint(tmp_path:
     assert steps == [2, 4, 6, 8, 10]  # each step once: the first run's 6..10 were purged
 
 
+def test_event_files_sort_in_opening_order_across_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TensorBoard reads a folder's event files in name order, and tensorboardX names them by the second
+    # it reads after the tracker chose its suffix: here both suffixes are read around a second's turn
+    # (.95 s, then 1.01 s later), and tensorboardX names both files after the later second
+    from types import SimpleNamespace
+
+    from tensorboardX import event_file_writer
+
+    from lifecycle.integrations import tensorboard
+
+    suffix_times = iter([1_763_857_531_950_000_000, 1_763_857_532_010_000_000])
+    monkeypatch.setattr(tensorboard, "time", SimpleNamespace(time_ns=lambda: next(suffix_times)))
+    monkeypatch.setattr(event_file_writer, "time", SimpleNamespace(time=lambda: 1_763_857_532.05))
+    for step in (1, 2):
+        tracker = TensorBoardTracker("order", tmp_path)
+        tracker.log({"loss": float(step)}, step=step)
+        tracker.finish()
+    files = sorted(tmp_path.glob("events.out.tfevents.1763857532.*"))
+    loaders = [event_file_loader.EventFileLoader(str(f)) for f in files]
+    assert [[e.step for e in loader.Load() if e.summary.value] for loader in loaders] == [[1], [2]]
+
+
 def test_tracker_alone_writes_text_for_strings(tmp_path: Path) -> None:
     tracker = TensorBoardTracker("solo", tmp_path)
     tracker.start()

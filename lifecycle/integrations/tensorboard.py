@@ -65,11 +65,9 @@ class TensorBoardTracker(GeneralTracker):
         if self.writer is None:
             from tensorboardX import SummaryWriter
 
-            # tensorboardX names event files by the second; two writers in one second would share one
-            settings = {
-                "filename_suffix": f".{time.time_ns() % 10**9:09d}.{os.getpid()}",
-                **self.writer_kwargs,
-            }
+            # tensorboardX names event files by the second, and TensorBoard reads them in name order:
+            # the full clock in the suffix keeps two writers of one second apart and in opening order
+            settings = {"filename_suffix": f".{time.time_ns():020d}.{os.getpid()}", **self.writer_kwargs}
             self.writer = SummaryWriter(self.logging_dir, purge_step=self._purge_step, **settings)
             self._purge_step = None  # a writer reopened later (an evaluation after training) purges nothing
 
