@@ -91,6 +91,7 @@ class Trainer:
         self.compute_metrics = compute_metrics
         self.processing_class = processing_class
         self.optimizer, self.lr_scheduler = optimizers
+        self._own_scheduler = False  # built by train() for its run, so the next train() builds another
         self.lifecycle = lifecycle
         self.state = self._new_state()
         self.control = TrainerControl()
@@ -210,8 +211,9 @@ class Trainer:
             epochs = math.ceil(args.num_train_epochs)
         if self.optimizer is None:
             self.optimizer = default_optimizer(self.model, args)
-        if self.lr_scheduler is None:
+        if self.lr_scheduler is None or self._own_scheduler:
             self.lr_scheduler = default_scheduler(self.optimizer, args, max_steps)
+            self._own_scheduler = True
         self._resume_state: resume.ResumeState | None = None
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if self._resume_from is not None:

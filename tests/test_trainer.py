@@ -295,3 +295,23 @@ def test_evaluate_without_data_says_what_is_missing(tmp_path: Path) -> None:
     trainer = Trainer(Classifier(), args(tmp_path, max_steps=1), train_dataset=Examples(8))
     with pytest.raises(Exception, match="evaluation needs an eval_dataset"):
         trainer.evaluate()
+
+
+def test_a_second_train_gets_a_fresh_schedule_but_keeps_the_one_a_user_gave(tmp_path: Path) -> None:
+    def learning_rates(trainer: Trainer) -> list[float]:
+        trainer.train()
+        return [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+
+    settings = {"max_steps": 4, "logging_steps": 1, "lr_scheduler_type": "linear"}
+    ours = Trainer(Classifier(), args(tmp_path / "ours", **settings), train_dataset=Examples(16))
+    first = learning_rates(ours)
+    assert first[0] == 0.1 and first == sorted(first, reverse=True)  # decays to 0 over the first run
+    assert learning_rates(ours) == first  # the second run decays again from the start
+
+    model = Classifier()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    given = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5**step)
+    theirs = Trainer(model, args(tmp_path / "theirs", **settings), train_dataset=Examples(16),
+                     optimizers=(optimizer, given))  # fmt: skip
+    learning_rates(theirs)
+    assert learning_rates(theirs)[0] == 0.1 * 0.5**4 and theirs.lr_scheduler is given  # it goes on
