@@ -93,11 +93,20 @@ class Dispatcher:
         return self.node.name
 
     def fire(self, name: str) -> None:
-        """Take transition ``name`` from the current state, then run until a rest state."""
+        """Take transition ``name`` from the current state, then run until a rest state.
+
+        If anything raises on the way, the machine is back in the state it started from, so the
+        runner can be used again (``state.position.lifecycle_state`` still says where it failed).
+        """
         runner = self.runner
         for edge in self.node.edges:
             if edge.name == name and edge.holds(runner.state, runner.control, runner.args):
-                self._run(edge)
+                origin = self.node
+                try:
+                    self._run(edge)
+                except BaseException:
+                    self.node = origin
+                    raise
                 return
         raise LifecycleError(f"no transition {name!r} can be taken from state {self.node.name!r}")
 

@@ -4,15 +4,16 @@ A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` wraps eac
 handler and effect, and each state's entry action, once, at compile time, with a
 ``perf_counter_ns`` timer that adds into a preallocated slot. Nothing is looked up while running; the
 cost is two clock reads per wrapped call (about 0.2 µs). The trainer writes ``trace.json`` into
-``output_dir`` when ``train()`` returns; ``lifecycle trace RUN_DIR`` reads it back::
+``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR`` reads it back::
 
     $ lifecycle trace runs/demo                  # transitions and the slowest callbacks
     $ lifecycle trace runs/demo -o run.svg       # the lifecycle drawn as a heat map of the run
 
 ``trace.json`` holds ``transitions`` (per name: count, time in its steps), ``edges`` (per
 ``name:source->dest``), ``states`` (entries and time in the entry action), ``callbacks`` (per callback
-per transition) and ``graph``, the lifecycle to draw (so drawing needs neither torch nor the user's
-code). Times are nanoseconds of wall clock.
+per transition), ``failure`` (the error that ended the run early, or null) and ``graph``, the
+lifecycle to draw (so drawing needs neither torch nor the user's code). Times are nanoseconds of wall
+clock.
 """
 
 from __future__ import annotations
@@ -126,8 +127,10 @@ class Tracer:
         return _timed(action, self._slot("", state, action.__name__, "action"))
 
     # -- reading --------------------------------------------------------------------------------
-    def report(self, counts: Mapping[str, int], graph: LifecycleGraph) -> dict[str, Any]:
-        """The trace as plain data (what ``trace.json`` holds)."""
+    def report(
+        self, counts: Mapping[str, int], graph: LifecycleGraph, failure: str | None = None
+    ) -> dict[str, Any]:
+        """The trace as plain data (what ``trace.json`` holds); ``failure`` says why a run stopped early."""
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:
             counter = self._slots.get((e.key, "count", ""))
@@ -162,6 +165,7 @@ class Tracer:
         return {
             "format": _FORMAT,
             "lifecycle": graph.name,
+            "failure": failure,
             "transitions": transitions,
             "edges": edges,
             "states": states,
@@ -169,14 +173,16 @@ class Tracer:
             "graph": graph.to_dict(),
         }
 
-    def write(self, path: str | Path, counts: Mapping[str, int], graph: LifecycleGraph) -> Path:
+    def write(
+        self, path: str | Path, counts: Mapping[str, int], graph: LifecycleGraph, failure: str | None = None
+    ) -> Path:
         """Write :meth:`report` as JSON to ``path`` (a folder gets ``trace.json``)."""
         path = Path(path)
         if path.is_dir():
             path = path / TRACE_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.report(counts, graph), indent=1))
+        tmp.write_text(json.dumps(self.report(counts, graph, failure), indent=1))
         tmp.replace(path)
         return path
 
@@ -188,7 +194,7 @@ def load_trace(run: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / TRACE_FILE
     if not path.is_file():
-        raise ValueError(f"no {TRACE_FILE} at {str(path)!r}: a trace is written when Trainer.train() returns")
+        raise ValueError(f"no {TRACE_FILE} at {str(path)!r}: train() writes one when it returns or raises")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -227,6 +233,8 @@ def _ms(ns: float) -> str:
 def summary(trace: Mapping[str, Any], top: int = 10) -> str:
     """The text ``lifecycle trace`` prints: transitions, states and the slowest callbacks."""
     out: list[str] = []
+    if trace.get("failure"):
+        out += [f"the run failed: {trace['failure']}", ""]
     fired = [(n, v) for n, v in trace["transitions"].items() if v["count"]]
     rows = [[n, str(v["count"]), _ms(v["time_ns"]), _us(v["time_ns"] / v["count"])] for n, v in fired]
     out += [

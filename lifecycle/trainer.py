@@ -33,7 +33,7 @@ from lifecycle.data import EpochSampler
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
-from lifecycle.integrations import find_tracker, tracker_callbacks
+from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
@@ -175,10 +175,12 @@ class Trainer:
         if self.train_dataset is None:
             raise ValueError("Trainer.train() needs a train_dataset")
         self._resume_from = self._find_checkpoint(resume_from_checkpoint)
-        self.dispatcher.fire("to_prepare")
-        if self.state.is_world_process_zero:
-            trace = Path(self.args.output_dir) / TRACE_FILE
-            self.tracer.write(trace, self.dispatcher.counts, self.lifecycle_graph())
+        try:
+            self.dispatcher.fire("to_prepare")
+        except BaseException as exc:
+            self._close_failed_run(exc)
+            raise
+        self._write_trace()
         return self._train_output
 
     def evaluate(
@@ -401,6 +403,23 @@ class Trainer:
         self.payload = {"metrics": self._prediction.metrics}
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _write_trace(self, failure: str | None = None) -> None:
+        if self.state.is_world_process_zero:
+            trace = Path(self.args.output_dir) / TRACE_FILE
+            self.tracer.write(trace, self.dispatcher.counts, self.lifecycle_graph(), failure)
+
+    def _close_failed_run(self, exc: BaseException) -> None:
+        """A run that raised still finishes its trackers (so their files are whole) and writes its
+        trace, saying where it failed; neither may hide the error itself."""
+        for callback in self.callbacks:
+            if isinstance(callback, TrackerCallback):
+                callback.finish(self.state)
+        where = f"in state {self.state.position.lifecycle_state!r} at global_step {self.state.global_step}"
+        try:
+            self._write_trace(f"{type(exc).__name__} {where}: {exc}")
+        except Exception as trace_error:
+            logger.warning("the trace of the failed run was not written: %s", trace_error)
+
     def _pick_device(self, use_cuda: bool) -> torch.device:
         if use_cuda:
             device = torch.device("cuda", self.topology.local_rank)

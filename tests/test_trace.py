@@ -150,6 +150,36 @@ def test_tracing_keeps_callback_errors_and_handler_labels(tmp_path: Path) -> Non
         trainer.train()
 
 
+def test_a_failed_run_writes_its_trace_closes_its_trackers_and_can_train_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Boom(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 3:
+                raise RuntimeError("boom")
+
+    counting = recorder(TRAINING_LIFECYCLE)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=6, logging_steps=1, disable_tqdm=True, report_to="tensorboard"
+    )
+    trainer = Trainer(Classifier(), args, train_dataset=Examples(32), callbacks=[counting, Boom])
+    with pytest.raises(CallbackError, match="boom"):
+        trainer.train()
+
+    trace = load_trace(tmp_path)
+    assert trace["failure"].startswith("CallbackError in state 'advance' at global_step 3: callback Boom")
+    fired = {name: v["count"] for name, v in trace["transitions"].items() if v["count"]}
+    assert fired == dict(counting.seen) and fired["step_end"] == 3
+    capsys.readouterr()  # the printer's logs
+    assert trace_command(str(tmp_path)) == 0
+    assert capsys.readouterr().out.startswith("the run failed: CallbackError in state 'advance'")
+    assert trainer.get_tracker("tensorboard", unwrap=True) is None  # finished: its event file is whole
+
+    trainer.remove_callback(Boom)  # the machine is idle again: the trainer takes the next call
+    trainer.train()
+    assert trainer.state.global_step == 6 and load_trace(tmp_path)["failure"] is None
+
+
 # -- the command ----------------------------------------------------------------------------------------
 def test_trace_command_prints_the_slowest_callbacks_and_draws_a_heat_map(
     run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -2,7 +2,8 @@
 
 ``train_begin`` (which fires once a resumed run has its state back) opens the trackers at
 ``state.global_step`` and hands them the run's configuration; ``log`` hands every tracker the logs
-(training, evaluation and test metrics alike, at ``state.global_step``); ``train_end`` finishes them.
+(training, evaluation and test metrics alike, at ``state.global_step``); ``train_end`` finishes them,
+and so does the trainer when a run raises.
 A tracker that raises never stops training: the others still receive everything, and one warning
 names the tracker and its error.
 """
@@ -60,6 +61,10 @@ class TrackerCallback(TrainerCallback):
             self._attempt(tracker, "log", dict(payload), step=state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.finish(state)
+
+    def finish(self, state: Any) -> None:
+        """Finish every open tracker: at ``train_end``, and when a run fails (so its files are whole)."""
         for tracker in self._reporting(state):
             if id(tracker) in self._open:
                 self._open.discard(id(tracker))
