@@ -9,6 +9,7 @@ collective for a peer that already quit.
 from __future__ import annotations
 
 import os
+from typing import Any, TypeVar
 
 import attrs
 import torch
@@ -16,7 +17,9 @@ import torch.distributed as dist
 
 from lifecycle.control import TrainerControl
 
-__all__ = ["Topology", "agree_on_stop", "barrier", "join_process_group", "mean_over_ranks"]
+T = TypeVar("T")
+
+__all__ = ["Topology", "agree_on_stop", "barrier", "gather_on_main", "join_process_group", "mean_over_ranks"]
 
 
 @attrs.frozen
@@ -60,6 +63,16 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
     total = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(total)
     return float(total) / dist.get_world_size()
+
+
+def gather_on_main(value: T) -> list[T]:
+    """Every rank's ``value``, in rank order, on rank 0 (an empty list elsewhere; ``[value]`` alone)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [value]
+    main = dist.get_rank() == 0
+    gathered: list[Any] | None = [None] * dist.get_world_size() if main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered or []
 
 
 def barrier() -> None:

@@ -58,11 +58,12 @@ def _resume_lines(folder: Path) -> list[str]:
     rng = ["python", "torch"] + (["numpy"] if resume.rng.numpy is not None else [])
     rng += [f"{len(resume.rng.cuda)} CUDA"] if resume.rng.cuda else []
     grad = "n/a" if resume.loss.grad_norm is None else f"{resume.loss.grad_norm:.6g}"
+    ranks = 1 + sum(1 for _ in folder.glob("resume-rank*.json"))
     return [
         f"loss carried   {resume.loss.total:.6g} since the last log (grad norm {grad}, "
-        f"learning rate {resume.loss.learning_rate:.6g})",
+        f"learning rate {resume.loss.learning_rate:.6g})" + (" on rank 0" if ranks > 1 else ""),
         f"flags raised   {', '.join(raised) or 'none'}",
-        f"random states  {', '.join(rng)}",
+        f"random states  {', '.join(rng)}" + (f", for each of {ranks} ranks" if ranks > 1 else ""),
     ]
 
 

@@ -8,6 +8,7 @@
 ``scheduler.pt``         scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
 ``scaler.pt``            grad scaler, if any   } anything else is refused
 ``resume.json``          :class:`ResumeState`: random generators, loss since the last log, flags
+``resume-rank<r>.json``  the same for rank ``r`` of a distributed run (each rank resumes its own)
 ``trainer_state.json``   :class:`~lifecycle.TrainerState`, with ``position`` and callback states
 ``manifest.json``        size and sha256 of every file above
 =======================  ========================================================================
@@ -43,6 +44,7 @@ __all__ = [
     "read_resume",
     "read_state",
     "restore_callback_states",
+    "resume_file",
     "save_state_dicts",
     "save_weights",
     "write_resume",
@@ -125,13 +127,30 @@ class ResumeState:
 _converter = cattrs.Converter(forbid_extra_keys=False)
 
 
-def write_resume(folder: Path, resume: ResumeState) -> None:
-    (folder / RESUME_FILE).write_text(json.dumps(_converter.unstructure(resume), sort_keys=True) + "\n")
+def resume_file(rank: int = 0) -> str:
+    """The file holding the :class:`ResumeState` of ``rank`` (rank 0's is ``resume.json``)."""
+    return RESUME_FILE if rank == 0 else f"resume-rank{rank}.json"
 
 
-def read_resume(folder: Path) -> ResumeState | None:
-    """The checkpoint's :class:`ResumeState`, or ``None`` for a checkpoint written without one."""
-    path = folder / RESUME_FILE
+def write_resume(folder: Path, resume: ResumeState, rank: int = 0) -> None:
+    text = json.dumps(_converter.unstructure(resume), sort_keys=True) + "\n"
+    (folder / resume_file(rank)).write_text(text)
+
+
+def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
+    """The :class:`ResumeState` of ``rank``, or ``None`` for a checkpoint written without one.
+
+    A rank the checkpoint has no file for (it was written by fewer processes) continues from rank 0's
+    state, with a warning: its random draws and carried loss are not those of an uninterrupted run.
+    """
+    path = folder / resume_file(rank)
+    if rank and not path.is_file() and (folder / RESUME_FILE).is_file():
+        logger.warning(
+            "%s: no resume state for rank %d (written by fewer processes); it continues from rank 0's",
+            folder,
+            rank,
+        )
+        path = folder / RESUME_FILE
     if not path.is_file():
         return None
     try:

@@ -391,8 +391,13 @@ class Trainer:
         state.position.saved_step = state.global_step
         if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
             state.best_model_checkpoint = str(Path(args.output_dir) / f"{ckpt.PREFIX}{state.global_step}")
+        resumes = distributed.gather_on_main(self._capture_resume())  # each rank's own, on rank 0
         if self.topology.is_main:  # the ranks hold the same weights; one writes them
-            folder = ckpt.write_checkpoint(args.output_dir, state.global_step, self._write_checkpoint_files)
+
+            def write_files(folder: Path) -> None:
+                self._write_checkpoint_files(folder, resumes)
+
+            folder = ckpt.write_checkpoint(args.output_dir, state.global_step, write_files)
             keep = {folder, *(Path(p) for p in (state.best_model_checkpoint, self._resume_from) if p)}
             ckpt.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
         distributed.barrier()  # no rank goes on (or reads it) before the checkpoint is whole
@@ -560,16 +565,20 @@ class Trainer:
         return PredictionOutput(preds, label_ids, metrics)
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def _write_checkpoint_files(self, folder: Path) -> None:
+    def _capture_resume(self) -> resume.ResumeState:
+        """This rank's random generators, carried loss and flags, as a resumed run needs them."""
         self._fold_losses()  # one exact number to carry; the uninterrupted run folds at this step too
         sampler = self.train_dataloader.sampler
-        carried = resume.ResumeState.capture(
+        return resume.ResumeState.capture(
             self._loss_total, self._grad_norm, self._learning_rate, self.control, sampler
         )
+
+    def _write_checkpoint_files(self, folder: Path, resumes: Sequence[resume.ResumeState]) -> None:
         resume.save_weights(folder, self.model)
         parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
         resume.save_state_dicts(folder, parts)
-        resume.write_resume(folder, carried)
+        for rank, carried in enumerate(resumes):
+            resume.write_resume(folder, carried, rank)
         self.state.stateful_callbacks = resume.callback_states(self.callbacks)
         self.state.save_to_json(folder / ckpt.STATE_FILE)
 
@@ -590,7 +599,7 @@ class Trainer:
 
     def _load_checkpoint(self, folder: Path) -> None:
         state = resume.read_state(folder)
-        saved = resume.read_resume(folder)
+        saved = resume.read_resume(folder, self.topology.rank)
         self._load_weights(folder)
         parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
         resume.load_state_dicts(folder, parts)

@@ -1,4 +1,5 @@
-"""One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py."""
+"""One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py:
+``distributed_run.py OUT stop`` or ``distributed_run.py OUT dropout [CHECKPOINT]``."""
 
 from __future__ import annotations
 
@@ -43,8 +44,50 @@ class StopOnRankOne(TrainerCallback):
             control.should_training_stop = True
 
 
+class Dropping(torch.nn.Module):
+    """A classifier with dropout: what it learns depends on every random draw of its rank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(4, 2)
+        self.dropout = torch.nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": torch.nn.functional.cross_entropy(self.linear(self.dropout(x)), labels)}
+
+
+class SeedPerRank(TrainerCallback):
+    """Each rank draws its own random numbers (its own dropout masks), as with per-rank augmentation."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        torch.manual_seed(1000 + int(os.environ["RANK"]))
+
+
+def train_with_dropout(out: Path, resume_from: str | None) -> None:
+    """Eight steps, saving every two and logging every three, from scratch or from a checkpoint."""
+    rank = int(os.environ["RANK"])
+    model = Dropping()
+    args = TrainingArguments(
+        output_dir=str(out / "run"),
+        max_steps=8,
+        per_device_train_batch_size=4,
+        learning_rate=0.1,
+        logging_steps=3,
+        save_strategy="steps",
+        save_steps=2,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[SeedPerRank()])
+    trainer.train(resume_from_checkpoint=resume_from)
+    # the train summary (train_loss, train_runtime, ...) covers one process's run: left out
+    history = [{k: v for k, v in e.items() if not k.startswith("train_")} for e in trainer.state.log_history]
+    result = {"params": [p.detach().tolist() for p in model.parameters()], "log_history": history}
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
 def main(out: Path) -> None:
-    torch.set_num_threads(1)
     rank = int(os.environ["RANK"])
     model = Model()
     initial = [p.detach().clone().tolist() for p in model.parameters()]
@@ -73,7 +116,11 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    torch.set_num_threads(1)
+    if sys.argv[2] == "stop":
+        main(Path(sys.argv[1]))
+    else:  # "dropout" [checkpoint to resume from]
+        train_with_dropout(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else None)
     gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -28,6 +28,7 @@ from lifecycle.checkpoint import (
     write_checkpoint,
 )
 from lifecycle.inspect import inspect_command
+from lifecycle.resume import read_resume
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer
 
@@ -329,6 +330,15 @@ def test_rotation_spares_the_checkpoint_being_resumed_from(trained: Path, tmp_pa
 
 
 # -- lifecycle inspect -------------------------------------------------------------------------
+def test_a_rank_the_checkpoint_has_no_state_for_continues_from_rank_zeros(
+    trained: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = trained / "checkpoint-4"
+    with caplog.at_level(logging.WARNING):
+        assert read_resume(folder, rank=1) == read_resume(folder)
+    assert "no resume state for rank 1" in caplog.text and str(folder) in caplog.text
+
+
 def test_inspect_reports_an_intact_checkpoint(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert inspect_command(str(trained / "checkpoint-6")) == 0
     text = capsys.readouterr().out

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
+from lifecycle.inspect import inspect_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_two_ranks_share_the_data_agree_to_stop_and_save_once(tmp_path: Path) -> None:
+def torchrun(out: Path, *arguments: str) -> list[dict[str, Any]]:
+    """Run ``tests/distributed_run.py out *arguments`` on two ranks; what each rank wrote."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "tests" / "distributed_run.py"), str(tmp_path)]  # fmt: skip
+               str(ROOT / "tests" / "distributed_run.py"), str(out), *arguments]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:
         pytest.fail("the ranks hung: they did not agree on when to stop")
-    written = sorted(p.name for p in tmp_path.glob("rank*.json"))
+    written = sorted(p.name for p in out.glob("rank*.json"))
     assert done.returncode == 0, f"results written: {written}\n{done.stderr[-4000:]}"
-    zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_two_ranks_share_the_data_agree_to_stop_and_save_once(tmp_path: Path) -> None:
+    zero, one = torchrun(tmp_path, "stop")
 
     # rank 1 alone asked to stop at step 3; the flag was all-reduced, so rank 0 stopped there too
     assert zero["global_step"] == one["global_step"] == 3
@@ -44,3 +52,20 @@ def test_two_ranks_share_the_data_agree_to_stop_and_save_once(tmp_path: Path) ->
     assert [p.name for p in saved] == ["checkpoint-2"]
     verify_checkpoint(saved[0])
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+def test_each_rank_resumes_its_own_random_draws_and_loss_exactly(tmp_path: Path) -> None:
+    full = torchrun(tmp_path / "full", "dropout")
+    checkpoint = tmp_path / "full" / "run" / "checkpoint-4"
+    assert (checkpoint / "resume-rank1.json").is_file()  # rank 1's generators and loss, beside rank 0's
+    report = io.StringIO()
+    assert inspect_command(str(checkpoint), out=report) == 0  # listed in the manifest, intact
+    assert "for each of 2 ranks" in report.getvalue()
+    resumed = torchrun(tmp_path / "resumed", "dropout", str(checkpoint))
+
+    # the ranks drew different dropout masks, yet DistributedDataParallel kept them identical
+    assert full[0]["params"] == full[1]["params"]
+    # step 4 is inside an epoch and between logs (every 3): every rank's draws and loss since the
+    # log at step 3 must come back for the resumed run to end exactly where the uninterrupted one did
+    assert resumed[0]["params"] == full[0]["params"]
+    assert resumed[0]["log_history"] == full[0]["log_history"]
