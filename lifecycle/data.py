@@ -2,17 +2,36 @@
 mid-epoch by slicing the order, without loading or collating a single skipped example.
 
 With several processes each rank takes every ``world_size``-th index of the same order, the order padded
-by wrapping around so that every rank gets as many examples (and takes as many steps) as the others."""
+by wrapping around so that every rank gets as many examples (and takes as many steps) as the others.
+
+A training loader of the user's own resumes mid-epoch in one of two other ways (:func:`resume_method`):
+one with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``) is saved and restored;
+any other is replayed, its epoch drawn again from the random state the epoch started with.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sized
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["EpochSampler"]
+__all__ = ["EpochSampler", "ResumeMethod", "resume_method"]
+
+ResumeMethod = Literal["sampler", "state_dict", "replay"]
+
+
+def resume_method(loader: Any) -> ResumeMethod:
+    """How ``loader`` continues mid-epoch: ``sampler`` (an :class:`EpochSampler` slices its order),
+    ``state_dict`` (the loader saves and restores its own position) or ``replay`` (the skipped batches
+    are drawn again and dropped)."""
+    if isinstance(getattr(loader, "sampler", None), EpochSampler):
+        return "sampler"
+    if callable(getattr(loader, "state_dict", None)) and callable(getattr(loader, "load_state_dict", None)):
+        return "state_dict"
+    return "replay"
 
 
 class EpochSampler(Sampler[int]):

@@ -7,8 +7,10 @@
 ``optimizer.pt``         optimizer state dict  } tensors and plain containers only, read with
 ``scheduler.pt``         scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
 ``scaler.pt``            grad scaler, if any   } anything else is refused
+``dataloader.pt``        the training loader's own ``state_dict``, when it has one (torchdata's
+                         ``StatefulDataLoader``); read like the optimizer's
 ``resume.json``          :class:`ResumeState`: random generators, loss since the last log, flags
-``resume-rank<r>.json``  the same for rank ``r`` of a distributed run (each rank resumes its own)
+``*-rank<r>.*``          ``resume.json`` and ``dataloader.pt`` of rank ``r`` of a distributed run
 ``trainer_state.json``   :class:`~lifecycle.TrainerState`, with ``position`` and callback states
 ``manifest.json``        size and sha256 of every file above
 =======================  ========================================================================
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,11 @@ __all__ = [
     "load_state_dicts",
     "load_weights",
     "parts",
+    "rank_file",
     "read_resume",
     "read_state",
     "restore_callback_states",
-    "resume_file",
+    "save_loader_states",
     "save_state_dicts",
     "save_weights",
     "write_resume",
@@ -53,6 +56,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RESUME_FILE = "resume.json"
+DATALOADER_FILE = "dataloader.pt"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 SCALER_FILE = "scaler.pt"
@@ -92,14 +96,23 @@ class ResumeState:
     """The :class:`~lifecycle.TrainerControl` flags when the checkpoint was written."""
     sampler: dict[str, Any] = attrs.field(factory=dict)
     """How the training order is drawn (seed, shuffle, dataset size), checked on resume."""
+    epoch_rng: RngState | None = None
+    """The random generators as the epoch began, for a loader that is replayed to resume mid-epoch."""
 
     @classmethod
     def capture(
-        cls, loss_total: Any, grad_norm: Any, learning_rate: float, control: Any, sampler: Any
+        cls,
+        loss_total: Any,
+        grad_norm: Any,
+        learning_rate: float,
+        control: Any,
+        sampler: Any,
+        epoch_rng: RngState | None = None,
     ) -> ResumeState:
         """The random generators now, and the trainer's loss accumulation, flags and sampler."""
         identity = getattr(sampler, "identity", None)
         return cls(
+            epoch_rng=epoch_rng,
             rng=capture_rng(),
             loss=LossCarry(
                 total=float(loss_total),
@@ -127,14 +140,26 @@ class ResumeState:
 _converter = cattrs.Converter(forbid_extra_keys=False)
 
 
-def resume_file(rank: int = 0) -> str:
-    """The file holding the :class:`ResumeState` of ``rank`` (rank 0's is ``resume.json``)."""
-    return RESUME_FILE if rank == 0 else f"resume-rank{rank}.json"
+def rank_file(name: str, rank: int = 0) -> str:
+    """The file ``name`` of ``rank``: ``resume.json`` is rank 0's, ``resume-rank1.json`` rank 1's."""
+    if rank == 0:
+        return name
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}-rank{rank}{dot}{suffix}"
 
 
 def write_resume(folder: Path, resume: ResumeState, rank: int = 0) -> None:
     text = json.dumps(_converter.unstructure(resume), sort_keys=True) + "\n"
-    (folder / resume_file(rank)).write_text(text)
+    (folder / rank_file(RESUME_FILE, rank)).write_text(text)
+
+
+def save_loader_states(folder: Path, states: Sequence[Mapping[str, Any] | None]) -> None:
+    """Each rank's training loader ``state_dict()`` (``None``: a loader without one)."""
+    import torch
+
+    for rank, state in enumerate(states):
+        if state is not None:
+            torch.save(state, folder / rank_file(DATALOADER_FILE, rank))
 
 
 def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
@@ -143,7 +168,7 @@ def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
     A rank the checkpoint has no file for (it was written by fewer processes) continues from rank 0's
     state, with a warning: its random draws and carried loss are not those of an uninterrupted run.
     """
-    path = folder / resume_file(rank)
+    path = folder / rank_file(RESUME_FILE, rank)
     if rank and not path.is_file() and (folder / RESUME_FILE).is_file():
         logger.warning(
             "%s: no resume state for rank %d (written by fewer processes); it continues from rank 0's",
@@ -189,7 +214,7 @@ def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
         if obj is None:
             continue
         if not path.is_file():
-            raise CheckpointError(f"{path}: missing (the model being trained has a {type(obj).__name__})")
+            raise CheckpointError(f"{path}: missing (this run has a {type(obj).__name__} to restore)")
         try:
             saved = torch.load(path, weights_only=True, map_location="cpu")
         except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:

@@ -29,7 +29,7 @@ from lifecycle import distributed, resume
 from lifecycle.args import TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.control import TrainerControl
-from lifecycle.data import EpochSampler
+from lifecycle.data import EpochSampler, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
@@ -37,7 +37,7 @@ from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callba
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
-from lifecycle.rng import restore_rng
+from lifecycle.rng import RngState, capture_rng, restore_rng
 from lifecycle.state import TrainerState
 from lifecycle.trace import TRACE_FILE, Tracer
 
@@ -200,9 +200,9 @@ class Trainer:
     # -- state entry actions: training ------------------------------------------------------------
     def begin_training(self) -> None:
         args, state = self.args, self.state
-        self.train_dataloader = self._dataloader(
-            self.train_dataset, args.per_device_train_batch_size, train=True
-        )
+        self.train_dataloader = self.get_train_dataloader()
+        self._resume_method = resume_method(self.train_dataloader)
+        self._epoch_rng: RngState | None = None
         batches = len(self.train_dataloader)
         updates_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
         if args.max_steps > 0:
@@ -253,19 +253,43 @@ class Trainer:
         saved, self._resume_state = self._resume_state, None
         if saved is not None and not resuming:  # the uninterrupted run opens this epoch after the save
             restore_rng(saved.rng)
-        sampler = self.train_dataloader.sampler
+        loader = self.train_dataloader
+        sampler: Any = getattr(loader, "sampler", None)
         if isinstance(sampler, EpochSampler):
             start = p.batch_index * self.args.per_device_train_batch_size if resuming else 0
             sampler.set_epoch(p.epoch_index, start=start)
+        elif callable(getattr(sampler, "set_epoch", None)):  # DistributedSampler and its kind
+            sampler.set_epoch(p.epoch_index)
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
+        replay = self._resume_method == "replay"
+        if replay and resuming and saved is not None:
+            self._epoch_rng = saved.epoch_rng
+            if saved.epoch_rng is not None:  # the order the epoch began with is drawn again
+                restore_rng(saved.epoch_rng)
+        elif replay:
+            self._epoch_rng = capture_rng()
         p.epoch_open = True
-        self._batches: Iterator[Batch] = iter(self.train_dataloader)  # draws a loader seed
+        self._batches: Iterator[Batch] = iter(loader)  # draws a loader seed
+        if replay and resuming:
+            self._replay(p.batch_index, known_order=saved is not None and saved.epoch_rng is not None)
         if saved is not None:
             if resuming:  # the uninterrupted run drew that seed long ago: rewind
                 restore_rng(saved.rng)
                 self.control.should_epoch_stop = saved.control.get("should_epoch_stop", False)
+
+    def _replay(self, batches: int, known_order: bool) -> None:
+        """Draw and drop the ``batches`` of this epoch a resumed run has already trained on."""
+        logger.warning(
+            "resuming inside an epoch: loading and dropping the %d batches already trained on, as this "
+            "training loader has no state_dict (a DataLoader over lifecycle.EpochSampler, the default, "
+            "or torchdata's StatefulDataLoader skips them without loading)%s",
+            batches,
+            "" if known_order else "; the checkpoint lacks the epoch's random state, so the order may differ",
+        )
+        for _ in range(batches):
+            next(self._batches)
 
     def forward_backward(self) -> None:
         p = self.state.position
@@ -391,11 +415,11 @@ class Trainer:
         state.position.saved_step = state.global_step
         if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
             state.best_model_checkpoint = str(Path(args.output_dir) / f"{ckpt.PREFIX}{state.global_step}")
-        resumes = distributed.gather_on_main(self._capture_resume())  # each rank's own, on rank 0
+        ranks = distributed.gather_on_main(self._capture_resume())  # each rank's own, on rank 0
         if self.topology.is_main:  # the ranks hold the same weights; one writes them
 
             def write_files(folder: Path) -> None:
-                self._write_checkpoint_files(folder, resumes)
+                self._write_checkpoint_files(folder, ranks)
 
             folder = ckpt.write_checkpoint(args.output_dir, state.global_step, write_files)
             keep = {folder, *(Path(p) for p in (state.best_model_checkpoint, self._resume_from) if p)}
@@ -406,6 +430,18 @@ class Trainer:
         dataset, prefix = self._predict_request
         self._prediction = self._prediction_loop(dataset, prefix)
         self.payload = {"metrics": self._prediction.metrics}
+
+    def get_train_dataloader(self) -> Any:
+        """The training batches; override it to train from a loader of your own.
+
+        The default, a ``DataLoader`` over an :class:`~lifecycle.EpochSampler`, resumes mid-epoch
+        without loading a skipped batch. Another loader with ``state_dict``/``load_state_dict``
+        (torchdata's ``StatefulDataLoader``) is saved in each checkpoint and restored; any other is
+        replayed: its epoch drawn again from the random state the epoch began with, and the batches
+        already trained on loaded and dropped. Each way, the resumed run sees the batches the
+        uninterrupted run saw. The loader must have a ``len()``.
+        """
+        return self._dataloader(self.train_dataset, self.args.per_device_train_batch_size, train=True)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _write_trace(self, failure: str | None = None) -> None:
@@ -565,20 +601,29 @@ class Trainer:
         return PredictionOutput(preds, label_ids, metrics)
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def _capture_resume(self) -> resume.ResumeState:
-        """This rank's random generators, carried loss and flags, as a resumed run needs them."""
+    def _capture_resume(self) -> tuple[resume.ResumeState, dict[str, Any] | None]:
+        """This rank's random generators, carried loss and flags, and its loader's own state if any."""
         self._fold_losses()  # one exact number to carry; the uninterrupted run folds at this step too
-        sampler = self.train_dataloader.sampler
-        return resume.ResumeState.capture(
-            self._loss_total, self._grad_norm, self._learning_rate, self.control, sampler
+        loader = self.train_dataloader
+        carried = resume.ResumeState.capture(
+            self._loss_total,
+            self._grad_norm,
+            self._learning_rate,
+            self.control,
+            getattr(loader, "sampler", None),
+            self._epoch_rng,
         )
+        return carried, loader.state_dict() if self._resume_method == "state_dict" else None
 
-    def _write_checkpoint_files(self, folder: Path, resumes: Sequence[resume.ResumeState]) -> None:
+    def _write_checkpoint_files(
+        self, folder: Path, ranks: Sequence[tuple[resume.ResumeState, dict[str, Any] | None]]
+    ) -> None:
         resume.save_weights(folder, self.model)
         parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
         resume.save_state_dicts(folder, parts)
-        for rank, carried in enumerate(resumes):
+        for rank, (carried, _) in enumerate(ranks):
             resume.write_resume(folder, carried, rank)
+        resume.save_loader_states(folder, [loader_state for _, loader_state in ranks])
         self.state.stateful_callbacks = resume.callback_states(self.callbacks)
         self.state.save_to_json(folder / ckpt.STATE_FILE)
 
@@ -602,11 +647,17 @@ class Trainer:
         saved = resume.read_resume(folder, self.topology.rank)
         self._load_weights(folder)
         parts = resume.parts(self.optimizer, self.lr_scheduler, getattr(self, "scaler", None))
+        if self._resume_method == "state_dict":
+            parts[resume.rank_file(resume.DATALOADER_FILE, self.topology.rank)] = self.train_dataloader
         resume.load_state_dicts(folder, parts)
+        if self._resume_method == "state_dict" and not state.position.epoch_open:
+            # the restored iterator is the closed epoch's; the next one begins a new epoch, as in the
+            # uninterrupted run (random draws made here are undone when the epoch begins)
+            iter(self.train_dataloader)
         if self.args.restore_callback_states_from_checkpoint:
             resume.restore_callback_states(self.callbacks, state.stateful_callbacks)
         if saved is not None:
-            saved.check_sampler(self.train_dataloader.sampler, folder)
+            saved.check_sampler(getattr(self.train_dataloader, "sampler", None), folder)
             self.control.should_training_stop = saved.control.get("should_training_stop", False)
         self.state = state
         self._resume_state = saved

@@ -93,14 +93,50 @@ def arguments(output_dir: Path, **changes: Any) -> TrainingArguments:
     return TrainingArguments(**settings)
 
 
+class CountingPoints(Points):
+    """Points that count how many examples were loaded."""
+
+    loaded = 0
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        CountingPoints.loaded += 1
+        return super().__getitem__(i)
+
+
+class ShuffledLoading(Trainer):
+    """Trains from a plain shuffling DataLoader of its own (no EpochSampler, no state_dict)."""
+
+    def get_train_dataloader(self) -> Any:
+        batch = self.args.per_device_train_batch_size
+        return torch.utils.data.DataLoader(self.train_dataset, batch_size=batch, shuffle=True)
+
+
+class StatefulLoading(Trainer):
+    """Trains from torchdata's StatefulDataLoader, which saves and restores its own position."""
+
+    def get_train_dataloader(self) -> Any:
+        from torchdata.stateful_dataloader import StatefulDataLoader
+
+        batch = self.args.per_device_train_batch_size
+        return StatefulDataLoader(self.train_dataset, batch_size=batch, shuffle=True)
+
+
+LOADING = {"shuffled": ShuffledLoading, "stateful": StatefulLoading}
+
+
 def trainer(
-    output_dir: Path, *extra: TrainerCallback, train_size: int = 23, ballast: int = 0, **changes: Any
+    output_dir: Path,
+    *extra: TrainerCallback,
+    train_size: int = 23,
+    ballast: int = 0,
+    loading: str | None = None,
+    **changes: Any,
 ) -> Trainer:
     torch.manual_seed(0)
-    return Trainer(
+    return LOADING.get(loading or "", Trainer)(
         Net(ballast=ballast),
         arguments(output_dir, **changes),
-        train_dataset=Points(train_size, seed=1),
+        train_dataset=(CountingPoints if loading else Points)(train_size, seed=1),
         eval_dataset=Points(9, seed=2),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=4, early_stopping_threshold=0.02), *extra],
     )
@@ -149,6 +185,43 @@ def test_resume_is_bit_exact(reference: Trainer, tmp_path: Path, step: int) -> N
     resumed = interrupted_then_resumed(tmp_path, step)
     assert resumed.state.global_step == 12
     assert_same_run(reference, resumed)
+
+
+# where the checkpoint is taken: step, arguments, batches of the open epoch trained before it, and
+# epochs left to begin or finish (3 epochs of 8 batches, 4 steps)
+WHERE = {
+    "mid-epoch": (3, {}, 6, 3),
+    "last-step-of-epoch": (4, {}, 8, 3),  # saved at the step boundary: the epoch is still open
+    "epoch-closed": (8, {"save_strategy": "epoch", "eval_strategy": "epoch"}, 0, 1),
+}
+
+
+@pytest.mark.parametrize("loading", ["stateful", "shuffled"])
+@pytest.mark.parametrize("where", list(WHERE))
+def test_a_loader_of_ones_own_resumes_exactly(
+    tmp_path: Path, where: str, loading: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A StatefulDataLoader restores its position; a plain shuffling one is replayed from the epoch's
+    random state, its batches already trained on loaded again and dropped."""
+    step, changes, batches, epochs_left = WHERE[where]
+    ref = trainer(tmp_path / "ref", loading=loading, **changes)
+    ref.train()
+    assert isinstance(ref, LOADING[loading])
+    first = trainer(tmp_path / "run", Interrupt(step), loading=loading, **changes)
+    with pytest.raises(CallbackError, match="interrupted"):
+        first.train()
+    checkpoint = tmp_path / "run" / f"checkpoint-{step}"
+    assert (checkpoint / "dataloader.pt").is_file() == (loading == "stateful")
+    CountingPoints.loaded = 0
+    resumed = trainer(tmp_path / "run", loading=loading, **changes)
+    with caplog.at_level(logging.WARNING):
+        resumed.train(resume_from_checkpoint=checkpoint)
+    assert_same_run(ref, resumed)
+
+    trained = min(batches * 3, 23)  # examples of the open epoch trained before the checkpoint
+    replayed = trained if loading == "shuffled" else 0
+    assert CountingPoints.loaded == epochs_left * 23 - trained + replayed
+    assert (f"dropping the {batches} batches already trained on" in caplog.text) == bool(replayed)
 
 
 def test_early_stopping_counter_survives(reference: Trainer, tmp_path: Path) -> None:
