@@ -381,7 +381,7 @@ class Trainer:
             raise ValueError(
                 "evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))"
             )
-        output = self._prediction_loop(dataset, prefix)
+        output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix)
         self.state.position.evaluated_step = self.state.global_step
         self._last_metrics = output.metrics
         self._record_log(dict(output.metrics))
@@ -428,7 +428,7 @@ class Trainer:
 
     def run_prediction(self) -> None:
         dataset, prefix = self._predict_request
-        self._prediction = self._prediction_loop(dataset, prefix)
+        self._prediction = self._prediction_loop(self.get_test_dataloader(dataset), prefix)
         self.payload = {"metrics": self._prediction.metrics}
 
     def get_train_dataloader(self) -> Any:
@@ -442,6 +442,15 @@ class Trainer:
         uninterrupted run saw. The loader must have a ``len()``.
         """
         return self._dataloader(self.train_dataset, self.args.per_device_train_batch_size, train=True)
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+        """The evaluation batches of ``eval_dataset`` (default: the trainer's); override to change."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        return self._dataloader(dataset, self.args.per_device_eval_batch_size, train=False)
+
+    def get_test_dataloader(self, test_dataset: Any) -> Any:
+        """The prediction batches of ``test_dataset``; override to change."""
+        return self._dataloader(test_dataset, self.args.per_device_eval_batch_size, train=False)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _write_trace(self, failure: str | None = None) -> None:
@@ -563,8 +572,7 @@ class Trainer:
         self.payload = {"logs": logs}
 
     @torch.no_grad()
-    def _prediction_loop(self, dataset: Any, prefix: str) -> PredictionOutput:
-        loader = self._dataloader(dataset, self.args.per_device_eval_batch_size, train=False)
+    def _prediction_loop(self, loader: Any, prefix: str) -> PredictionOutput:
         self._refresh_kwargs(eval_dataloader=loader)
         was_training = self.model.training
         self.model.eval()
@@ -573,12 +581,15 @@ class Trainer:
         predictions: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
         want_outputs = self.compute_metrics is not None or prefix == "test"
+        samples = batches = 0
         for batch in loader:
             batch = self._to_device(batch)
             outputs = self.model(**batch)
+            size = _batch_size(batch)
+            samples, batches = samples + size, batches + 1
             loss = _maybe_loss(outputs)
             if loss is not None:
-                losses.append(loss.detach().float() * _batch_size(batch))
+                losses.append(loss.detach().float() * size)
             logits = _logits_of(outputs) if want_outputs else None
             if logits is not None:
                 predictions.append(logits)
@@ -589,15 +600,15 @@ class Trainer:
         runtime = time.time() - start
         metrics: dict[str, float] = {}
         if losses:
-            metrics[f"{prefix}_loss"] = float(torch.stack(losses).sum()) / len(dataset)
+            metrics[f"{prefix}_loss"] = float(torch.stack(losses).sum()) / samples
         preds = torch.cat(predictions).numpy() if predictions else None
         label_ids = torch.cat(labels).numpy() if labels else None
         if self.compute_metrics is not None and preds is not None:
             for key, value in self.compute_metrics(EvalPrediction(preds, label_ids)).items():
                 metrics[key if key.startswith(f"{prefix}_") else f"{prefix}_{key}"] = value
         metrics[f"{prefix}_runtime"] = round(runtime, 4)
-        metrics[f"{prefix}_samples_per_second"] = round(len(dataset) / runtime, 3) if runtime else 0.0
-        metrics[f"{prefix}_steps_per_second"] = round(len(loader) / runtime, 3) if runtime else 0.0
+        metrics[f"{prefix}_samples_per_second"] = round(samples / runtime, 3) if runtime else 0.0
+        metrics[f"{prefix}_steps_per_second"] = round(batches / runtime, 3) if runtime else 0.0
         return PredictionOutput(preds, label_ids, metrics)
 
     # -- checkpoints ------------------------------------------------------------------------------

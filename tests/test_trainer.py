@@ -315,3 +315,27 @@ def test_a_second_train_gets_a_fresh_schedule_but_keeps_the_one_a_user_gave(tmp_
                      optimizers=(optimizer, given))  # fmt: skip
     learning_rates(theirs)
     assert learning_rates(theirs)[0] == 0.1 * 0.5**4 and theirs.lr_scheduler is given  # it goes on
+
+
+def test_evaluation_and_prediction_read_the_loaders_a_subclass_gives(tmp_path: Path) -> None:
+    class OneByOne(Trainer):
+        def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+            return torch.utils.data.DataLoader(eval_dataset or self.eval_dataset, batch_size=1)
+
+        def get_test_dataloader(self, test_dataset: Any) -> Any:
+            return torch.utils.data.DataLoader(test_dataset, batch_size=5)
+
+    seen: list[Any] = []
+
+    class Loaders(TrainerCallback):
+        def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen.append(kwargs["eval_dataloader"])
+
+    data = Examples(10, seed=3)
+    default = Trainer(Classifier(), args(tmp_path / "a"), eval_dataset=data)
+    custom = OneByOne(Classifier(), args(tmp_path / "b"), eval_dataset=data, callbacks=[Loaders])
+    expected, metrics = default.evaluate(), custom.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-6)  # a mean per example
+    assert len(seen) == 10 and seen[0].batch_size == 1
+    predicted = custom.predict(data)
+    assert predicted.predictions.shape == (10, 2) and len(seen) == 10 + 2 and seen[-1].batch_size == 5
