@@ -18,10 +18,12 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from lifecycle import checkpoint as ckpt
@@ -83,8 +85,8 @@ class Trainer:
         self.topology = distributed.join_process_group(use_cuda)
         self.device = self._pick_device(use_cuda)
         self.model = model.to(self.device)
-        # the model as trained: wrapped in DistributedDataParallel across several processes
-        self._train_model: torch.nn.Module | None = None
+        #: the model as trained: wrapped in DistributedDataParallel across several processes
+        self.model_wrapped: torch.nn.Module = self.model
         self.data_collator = data_collator
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -240,8 +242,12 @@ class Trainer:
         self._first_step = state.global_step
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
-        if self._train_model is None:
-            self._train_model = self._wrap_for_training()
+        if self.model_wrapped is self.model:
+            self.model_wrapped = self._wrap_for_training()
+        wrapped = self.model_wrapped
+        self._no_sync: Callable[[], AbstractContextManager[None]] | None = (
+            wrapped.no_sync if isinstance(wrapped, DistributedDataParallel) else None
+        )
         self._forward = self._make_forward()
         self.scaler = torch.amp.GradScaler(self.device.type) if args.fp16 else None
         self.model.train()
@@ -296,19 +302,28 @@ class Trainer:
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             self._window = p.window_end - p.batch_index
-        loss = self._forward(next(self._batches))
-        if self._window > 1:  # the window's gradient is the mean over its micro-batches
-            loss = loss / self._window
-        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-        self._losses.append(loss.detach())
-        if len(self._losses) == _FOLD:
-            self._fold_losses()
+        batch = next(self._batches)
+        if self._no_sync is not None and p.batch_index + 1 < p.window_end:
+            with self._no_sync():  # DDP all-reduces a window's gradient once, at its last micro-batch
+                self._learn_from(batch)
+        else:
+            self._learn_from(batch)
         p.batch_index += 1
         if p.batch_index == p.window_end and self.args.max_grad_norm > 0:
             if self.scaler is not None:
                 assert self.optimizer is not None
                 self.scaler.unscale_(self.optimizer)
             self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+
+    def _learn_from(self, batch: Batch) -> None:
+        """Forward and backward one micro-batch; its loss joins the on-device total."""
+        loss = self._forward(batch)
+        if self._window > 1:  # the window's gradient is the mean over its micro-batches
+            loss = loss / self._window
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        self._losses.append(loss.detach())
+        if len(self._losses) == _FOLD:
+            self._fold_losses()
 
     def optimizer_update(self) -> None:
         assert self.optimizer is not None
@@ -516,14 +531,12 @@ class Trainer:
         """DistributedDataParallel across the ranks, or the model itself in one process."""
         if not self.topology.distributed:
             return self.model
-        from torch.nn.parallel import DistributedDataParallel
-
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids)
 
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
         """``batch -> loss`` for this run, built once: device moves and autocast only where needed."""
-        model = self.model if self._train_model is None else self._train_model
+        model = self.model_wrapped
         dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
         to_device = None if self.device.type == "cpu" else self._to_device
 

@@ -1,5 +1,5 @@
 """One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py:
-``distributed_run.py OUT stop`` or ``distributed_run.py OUT dropout [CHECKPOINT]``."""
+``distributed_run.py OUT stop|accumulate`` or ``distributed_run.py OUT dropout [CHECKPOINT]``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,38 @@ def train_with_dropout(out: Path, resume_from: str | None) -> None:
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
 
+def accumulate(out: Path) -> None:
+    """Windows of two micro-batches: DistributedDataParallel should all-reduce once per window."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    rank = int(os.environ["RANK"])
+    reductions: list[int] = []
+
+    class CountReductions(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            def counted(group, bucket):  # type: ignore[no-untyped-def]  # DDP checks the annotations
+                reductions.append(state.global_step)
+                return allreduce_hook(group, bucket)
+
+            trainer.model_wrapped.register_comm_hook(None, counted)
+
+    args = TrainingArguments(
+        output_dir=str(out / "run"),
+        max_steps=3,  # one epoch: 5 micro-batches of 4 per rank, in windows of 2, 2 and 1
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        learning_rate=0.1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    model = Model()
+    trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[CountReductions()])
+    trainer.train()
+    result = {"reductions": reductions, "params": [p.detach().tolist() for p in model.parameters()]}
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
     model = Model()
@@ -119,6 +151,8 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[2] == "stop":
         main(Path(sys.argv[1]))
+    elif sys.argv[2] == "accumulate":
+        accumulate(Path(sys.argv[1]))
     else:  # "dropout" [checkpoint to resume from]
         train_with_dropout(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else None)
     gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use

@@ -69,3 +69,10 @@ def test_each_rank_resumes_its_own_random_draws_and_loss_exactly(tmp_path: Path)
     # log at step 3 must come back for the resumed run to end exactly where the uninterrupted one did
     assert resumed[0]["params"] == full[0]["params"]
     assert resumed[0]["log_history"] == full[0]["log_history"]
+
+
+def test_gradients_are_all_reduced_once_per_accumulation_window(tmp_path: Path) -> None:
+    zero, one = torchrun(tmp_path, "accumulate")
+    # three windows (2, 2 and 1 micro-batches), one all-reduce each, at the window's last micro-batch
+    assert zero["reductions"] == one["reductions"] == [0, 1, 2]
+    assert zero["params"] == one["params"]  # the one all-reduce per window keeps the replicas equal
