@@ -4,6 +4,7 @@ mid-epoch by slicing the order, without loading or collating a single skipped ex
 With several processes each rank takes every ``world_size``-th index of the same order, the order padded
 by wrapping around so that every rank gets as many examples (and takes as many steps) as the others.
 
+A loader without a length (over an iterable dataset) is read as a :class:`Stream`: one long epoch.
 A training loader of the user's own resumes mid-epoch in one of two other ways (:func:`resume_method`):
 one with ``state_dict``/``load_state_dict`` (torchdata's ``StatefulDataLoader``) is saved and restored;
 any other is replayed, its epoch drawn again from the random state the epoch started with.
@@ -18,9 +19,49 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Sampler
 
-__all__ = ["EpochSampler", "ResumeMethod", "resume_method"]
+__all__ = ["EpochSampler", "ResumeMethod", "Stream", "length", "resume_method"]
 
 ResumeMethod = Literal["sampler", "state_dict", "replay"]
+
+
+def length(loader: Any) -> int | None:
+    """The number of batches in one pass of ``loader``; ``None`` when it cannot tell (iterable data)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+class Stream:
+    """The batches of a loader without a length, pass after pass: one long epoch of ``max_steps``.
+
+    Each time a pass runs out the next begins, with ``dataset.set_epoch(passes)`` first when the
+    dataset has it (so that it can reshuffle), as for the first pass.
+    """
+
+    def __init__(self, loader: Any, passes: int = 0):
+        self.loader = loader
+        self.passes = passes
+        """Passes completed before the current one."""
+        self._batches = self._begin()
+
+    def _begin(self) -> Iterator[Any]:
+        set_epoch = getattr(getattr(self.loader, "dataset", None), "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.passes)
+        return iter(self.loader)
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Any:
+        for _ in range(2):  # the current pass, else a new one
+            try:
+                return next(self._batches)
+            except StopIteration:
+                self.passes += 1
+                self._batches = self._begin()
+        raise ValueError("the training data yields no batch: a whole pass over it was empty")
 
 
 def resume_method(loader: Any) -> ResumeMethod:

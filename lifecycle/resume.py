@@ -98,6 +98,8 @@ class ResumeState:
     """How the training order is drawn (seed, shuffle, dataset size), checked on resume."""
     epoch_rng: RngState | None = None
     """The random generators as the epoch began, for a loader that is replayed to resume mid-epoch."""
+    passes: int = 0
+    """Passes over a training loader without a length completed before the checkpoint."""
 
     @classmethod
     def capture(
@@ -108,11 +110,13 @@ class ResumeState:
         control: Any,
         sampler: Any,
         epoch_rng: RngState | None = None,
+        passes: int = 0,
     ) -> ResumeState:
         """The random generators now, and the trainer's loss accumulation, flags and sampler."""
         identity = getattr(sampler, "identity", None)
         return cls(
             epoch_rng=epoch_rng,
+            passes=passes,
             rng=capture_rng(),
             loss=LossCarry(
                 total=float(loss_total),

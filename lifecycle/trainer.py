@@ -24,14 +24,14 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lifecycle import checkpoint as ckpt
 from lifecycle import distributed, resume
-from lifecycle.args import TrainingArguments
+from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.control import TrainerControl
-from lifecycle.data import EpochSampler, resume_method
+from lifecycle.data import EpochSampler, Stream, length, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
@@ -205,7 +205,15 @@ class Trainer:
         self.train_dataloader = self.get_train_dataloader()
         self._resume_method = resume_method(self.train_dataloader)
         self._epoch_rng: RngState | None = None
-        batches = len(self.train_dataloader)
+        batches = length(self.train_dataloader)
+        self._streaming = batches is None
+        if batches is None:  # iterable data: one epoch of max_steps steps, over as many passes as it takes
+            if args.max_steps <= 0:
+                raise ArgumentError(
+                    "max_steps: the training data has no length (an iterable dataset), so "
+                    "TrainingArguments.max_steps must say how many steps to train (num_train_epochs cannot)"
+                )
+            batches = args.max_steps * args.gradient_accumulation_steps
         updates_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
         if args.max_steps > 0:
             max_steps = args.max_steps
@@ -259,8 +267,7 @@ class Trainer:
         saved, self._resume_state = self._resume_state, None
         if saved is not None and not resuming:  # the uninterrupted run opens this epoch after the save
             restore_rng(saved.rng)
-        loader = self.train_dataloader
-        sampler: Any = getattr(loader, "sampler", None)
+        sampler: Any = getattr(self.train_dataloader, "sampler", None)
         if isinstance(sampler, EpochSampler):
             start = p.batch_index * self.args.per_device_train_batch_size if resuming else 0
             sampler.set_epoch(p.epoch_index, start=start)
@@ -269,33 +276,37 @@ class Trainer:
         if not resuming:
             p.batch_index = 0
             p.window_end = 0
-        replay = self._resume_method == "replay"
-        if replay and resuming and saved is not None:
-            self._epoch_rng = saved.epoch_rng
-            if saved.epoch_rng is not None:  # the order the epoch began with is drawn again
-                restore_rng(saved.epoch_rng)
+        p.epoch_open = True
+        self._batches = self._epoch_batches(p.batch_index if resuming else 0, saved)
+        if saved is not None and resuming:  # the uninterrupted run drew the loader's seed long ago
+            restore_rng(saved.rng)
+            self.control.should_epoch_stop = saved.control.get("should_epoch_stop", False)
+
+    def _epoch_batches(self, done: int, saved: resume.ResumeState | None) -> Iterator[Batch]:
+        """The epoch's batches from batch ``done`` on (``saved``: the checkpoint resumed from)."""
+        loader, replay = self.train_dataloader, self._resume_method == "replay"
+        if replay and done:  # the order the epoch began with is drawn again, then fast-forwarded
+            self._epoch_rng = saved.epoch_rng if saved is not None else None
+            if self._epoch_rng is not None:
+                restore_rng(self._epoch_rng)
         elif replay:
             self._epoch_rng = capture_rng()
-        p.epoch_open = True
-        self._batches: Iterator[Batch] = iter(loader)  # draws a loader seed
-        if replay and resuming:
-            self._replay(p.batch_index, known_order=saved is not None and saved.epoch_rng is not None)
-        if saved is not None:
-            if resuming:  # the uninterrupted run drew that seed long ago: rewind
-                restore_rng(saved.rng)
-                self.control.should_epoch_stop = saved.control.get("should_epoch_stop", False)
-
-    def _replay(self, batches: int, known_order: bool) -> None:
-        """Draw and drop the ``batches`` of this epoch a resumed run has already trained on."""
-        logger.warning(
-            "resuming inside an epoch: loading and dropping the %d batches already trained on, as this "
-            "training loader has no state_dict (a DataLoader over lifecycle.EpochSampler, the default, "
-            "or torchdata's StatefulDataLoader skips them without loading)%s",
-            batches,
-            "" if known_order else "; the checkpoint lacks the epoch's random state, so the order may differ",
-        )
-        for _ in range(batches):
-            next(self._batches)
+        # a restored loader goes on in the pass it was in; a replayed one starts from the first
+        passes = saved.passes if saved is not None and done and not replay else 0
+        batches = Stream(loader, passes) if self._streaming else iter(loader)  # draws a loader seed
+        if replay and done:
+            logger.warning(
+                "resuming inside an epoch: loading and dropping the %d batches already trained on, as "
+                "this training loader has no state_dict (a DataLoader over lifecycle.EpochSampler, the "
+                "default, or torchdata's StatefulDataLoader skips them without loading)%s",
+                done,
+                ""
+                if self._epoch_rng
+                else "; the checkpoint lacks the epoch's random state: the order may differ",
+            )
+            for _ in range(done):
+                next(batches)
+        return batches
 
     def forward_backward(self) -> None:
         p = self.state.position
@@ -506,7 +517,17 @@ class Trainer:
         )
 
     def _dataloader(self, dataset: Any, batch_size: int, *, train: bool) -> DataLoader[Any]:
-        """Training data is shared out among the ranks; every rank evaluates on all of its data."""
+        """Training data is shared out among the ranks; every rank evaluates on all of its data.
+
+        Iterable data is read as it comes (with several ranks, it shares itself out, as PyTorch's
+        ``IterableDataset`` docs describe)."""
+        if isinstance(dataset, IterableDataset):
+            return DataLoader(
+                dataset,
+                batch_size=batch_size,
+                collate_fn=self.data_collator,
+                num_workers=self.args.dataloader_num_workers,
+            )
         seed = self.args.data_seed or self.args.seed
         ranks = {"rank": self.topology.rank, "world_size": self.topology.world_size} if train else {}
         sampler = EpochSampler(dataset, seed=seed, shuffle=train, **ranks)
@@ -636,6 +657,7 @@ class Trainer:
             self.control,
             getattr(loader, "sampler", None),
             self._epoch_rng,
+            self._batches.passes if isinstance(self._batches, Stream) else 0,
         )
         return carried, loader.state_dict() if self._resume_method == "state_dict" else None
 

@@ -191,6 +191,7 @@ def test_resume_is_bit_exact(reference: Trainer, tmp_path: Path, step: int) -> N
 # epochs left to begin or finish (3 epochs of 8 batches, 4 steps)
 WHERE = {
     "mid-epoch": (3, {}, 6, 3),
+    "mid-second-epoch": (6, {}, 4, 2),  # its order drawn after the first epoch's training
     "last-step-of-epoch": (4, {}, 8, 3),  # saved at the step boundary: the epoch is still open
     "epoch-closed": (8, {"save_strategy": "epoch", "eval_strategy": "epoch"}, 0, 1),
 }
