@@ -36,6 +36,12 @@ class Model(torch.nn.Module):
         return {"loss": torch.nn.functional.cross_entropy(self.linear(x), labels)}
 
 
+def arguments(out: Path, **changes: Any) -> TrainingArguments:
+    """Batches of 4 per rank, learning rate 0.1, nothing reported, and ``changes``."""
+    settings = {"per_device_train_batch_size": 4, "learning_rate": 0.1, "report_to": "none", **changes}
+    return TrainingArguments(output_dir=str(out / "run"), disable_tqdm=True, **settings)
+
+
 class StopOnRankOne(TrainerCallback):
     """Only rank 1 asks to stop, at step 3: every rank must stop there."""
 
@@ -68,17 +74,7 @@ def train_with_dropout(out: Path, resume_from: str | None) -> None:
     """Eight steps, saving every two and logging every three, from scratch or from a checkpoint."""
     rank = int(os.environ["RANK"])
     model = Dropping()
-    args = TrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=8,
-        per_device_train_batch_size=4,
-        learning_rate=0.1,
-        logging_steps=3,
-        save_strategy="steps",
-        save_steps=2,
-        report_to="none",
-        disable_tqdm=True,
-    )
+    args = arguments(out, max_steps=8, logging_steps=3, save_strategy="steps", save_steps=2)
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[SeedPerRank()])
     trainer.train(resume_from_checkpoint=resume_from)
     # the train summary (train_loss, train_runtime, ...) covers one process's run: left out
@@ -102,16 +98,8 @@ def accumulate(out: Path) -> None:
 
             trainer.model_wrapped.register_comm_hook(None, counted)
 
-    args = TrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=3,  # one epoch: 5 micro-batches of 4 per rank, in windows of 2, 2 and 1
-        per_device_train_batch_size=4,
-        gradient_accumulation_steps=2,
-        learning_rate=0.1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-    )
+    # one epoch: 5 micro-batches of 4 per rank, in windows of 2, 2 and 1
+    args = arguments(out, max_steps=3, gradient_accumulation_steps=2, save_strategy="no")
     model = Model()
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[CountReductions()])
     trainer.train()
@@ -123,17 +111,7 @@ def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
     model = Model()
     initial = [p.detach().clone().tolist() for p in model.parameters()]
-    args = TrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=10,
-        per_device_train_batch_size=4,
-        learning_rate=0.1,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=2,
-        report_to="none",
-        disable_tqdm=True,
-    )
+    args = arguments(out, max_steps=10, logging_steps=1, save_strategy="steps", save_steps=2)
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[StopOnRankOne()])
     trainer.train()
     result = {
