@@ -188,12 +188,12 @@ def test_resume_is_bit_exact(reference: Trainer, tmp_path: Path, step: int) -> N
 
 
 # where the checkpoint is taken: step, arguments, batches of the open epoch trained before it, and
-# epochs left to begin or finish (3 epochs of 8 batches, 4 steps)
+# examples loaded before it (3 epochs of 8 batches of 3 examples, 23 in all; 4 steps an epoch)
 WHERE = {
-    "mid-epoch": (3, {}, 6, 3),
-    "mid-second-epoch": (6, {}, 4, 2),  # its order drawn after the first epoch's training
-    "last-step-of-epoch": (4, {}, 8, 3),  # saved at the step boundary: the epoch is still open
-    "epoch-closed": (8, {"save_strategy": "epoch", "eval_strategy": "epoch"}, 0, 1),
+    "mid-epoch": (3, {}, 6, 18),
+    "mid-second-epoch": (6, {}, 4, 23 + 12),  # its order drawn after the first epoch's training
+    "last-step-of-epoch": (4, {}, 8, 23),  # saved at the step boundary: the epoch is still open
+    "epoch-closed": (8, {"save_strategy": "epoch", "eval_strategy": "epoch"}, 0, 46),
 }
 
 
@@ -204,9 +204,11 @@ def test_a_loader_of_ones_own_resumes_exactly(
 ) -> None:
     """A StatefulDataLoader restores its position; a plain shuffling one is replayed from the epoch's
     random state, its batches already trained on loaded again and dropped."""
-    step, changes, batches, epochs_left = WHERE[where]
+    step, changes, batches, before = WHERE[where]
     ref = trainer(tmp_path / "ref", loading=loading, **changes)
+    CountingPoints.loaded = 0
     ref.train()
+    loaded_by_ref = CountingPoints.loaded  # fewer than 3 epochs' worth if early stopping ends it
     assert isinstance(ref, LOADING[loading])
     first = trainer(tmp_path / "run", Interrupt(step), loading=loading, **changes)
     with pytest.raises(CallbackError, match="interrupted"):
@@ -219,9 +221,8 @@ def test_a_loader_of_ones_own_resumes_exactly(
         resumed.train(resume_from_checkpoint=checkpoint)
     assert_same_run(ref, resumed)
 
-    trained = min(batches * 3, 23)  # examples of the open epoch trained before the checkpoint
-    replayed = trained if loading == "shuffled" else 0
-    assert CountingPoints.loaded == epochs_left * 23 - trained + replayed
+    replayed = min(batches * 3, 23) if loading == "shuffled" else 0  # loaded again and dropped
+    assert CountingPoints.loaded == loaded_by_ref - before + replayed
     assert (f"dropping the {batches} batches already trained on" in caplog.text) == bool(replayed)
 
 
