@@ -36,6 +36,7 @@ from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
+from lifecycle.loss import LossTally
 from lifecycle.machine import Lifecycle
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 Batch = dict[str, Any]
 CallbackSpec = TrainerCallback | type[TrainerCallback]
-_FOLD = 256  # losses kept on device before being summed into one tensor
 
 
 def set_seed(seed: int) -> None:
@@ -244,9 +244,8 @@ class Trainer:
         state.position.training = True
         state.position.batches_in_epoch = batches
         carry = self._resume_state.loss if self._resume_state is not None else resume.LossCarry()
-        self._losses: list[torch.Tensor] = []
-        self._loss_total, self._grad_norm, self._learning_rate = carry.restore(self.device)
-        self._loss_scalar = 0.0
+        carried_loss, self._grad_norm, self._learning_rate = carry.restore(self.device)
+        self._loss = LossTally(self.device, args.logging_nan_inf_filter, carried_loss)
         self._first_step = state.global_step
         self._start_time = time.time()
         self._refresh_kwargs(train_dataloader=self.train_dataloader)
@@ -332,9 +331,7 @@ class Trainer:
         if self._window > 1:  # the window's gradient is the mean over its micro-batches
             loss = loss / self._window
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
-        self._losses.append(loss.detach())
-        if len(self._losses) == _FOLD:
-            self._fold_losses()
+        self._loss.add(loss)
 
     def optimizer_update(self) -> None:
         assert self.optimizer is not None
@@ -361,7 +358,7 @@ class Trainer:
 
     def collect_train_logs(self) -> None:
         state = self.state
-        total = self._drain_losses()
+        total = self._loss.drain()
         if self.topology.distributed:
             total = distributed.mean_over_ranks(total, self.device)
         logs: dict[str, float] = {"loss": total / (state.global_step - state.position.logged_step)}
@@ -373,7 +370,7 @@ class Trainer:
 
     def summarize_training(self) -> None:
         state = self.state
-        self._drain_losses()
+        self._loss.drain()
         steps = state.global_step - self._first_step
         runtime = time.time() - self._start_time
         samples = steps * self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
@@ -382,7 +379,7 @@ class Trainer:
             "train_samples_per_second": round(samples / runtime, 3) if runtime else 0.0,
             "train_steps_per_second": round(steps / runtime, 3) if runtime else 0.0,
             "total_flos": state.total_flos,
-            "train_loss": self._loss_scalar / max(steps, 0.001),
+            "train_loss": self._loss.drained / max(steps, 0.001),
         }
         self._train_output = TrainOutput(state.global_step, metrics["train_loss"], metrics)
         self._record_log(dict(metrics))
@@ -575,30 +572,6 @@ class Trainer:
 
         return autocast
 
-    def _fold_losses(self) -> None:
-        """Sum the pending micro-batch losses into the on-device total, without a host sync.
-
-        With ``logging_nan_inf_filter`` a non-finite loss counts as the mean of the finite ones
-        beside it, so one bad batch does not turn the logged loss into ``nan``.
-        """
-        if not self._losses:
-            return
-        pending = torch.stack(self._losses)
-        if self.args.logging_nan_inf_filter:
-            finite = torch.isfinite(pending)
-            mean = torch.where(finite, pending, 0.0).sum() / finite.sum().clamp(min=1)
-            pending = torch.where(finite, pending, mean)
-        self._loss_total = self._loss_total + pending.sum()
-        self._losses = []
-
-    def _drain_losses(self) -> float:
-        """The summed loss since the last drain, as a float (the one host sync per log)."""
-        self._fold_losses()
-        value = float(self._loss_total)
-        self._loss_total = torch.zeros((), device=self.device)
-        self._loss_scalar += value
-        return value
-
     def _record_log(self, logs: dict[str, Any]) -> None:
         if self.state.epoch is not None:
             logs["epoch"] = self.state.epoch
@@ -648,10 +621,9 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------------------
     def _capture_resume(self) -> tuple[resume.ResumeState, dict[str, Any] | None]:
         """This rank's random generators, carried loss and flags, and its loader's own state if any."""
-        self._fold_losses()  # one exact number to carry; the uninterrupted run folds at this step too
         loader = self.train_dataloader
         carried = resume.ResumeState.capture(
-            self._loss_total,
+            self._loss.fold(),  # one exact number to carry; the uninterrupted run folds here too
             self._grad_norm,
             self._learning_rate,
             self.control,

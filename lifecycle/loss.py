@@ -1,0 +1,51 @@
+"""The training loss between logs, kept on the device: summed without a host sync, read once per log."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["LossTally"]
+
+FOLD = 256  # losses kept on the device before they are summed into the running total
+
+
+class LossTally:
+    """Micro-batch losses since the last log. :meth:`add` never syncs with the host; :meth:`drain`,
+    once per log, is the one read.
+
+    With ``nan_inf_filter`` a non-finite loss counts as the mean of the finite ones folded with it, so
+    one bad batch does not turn the logged loss into ``nan``.
+    """
+
+    def __init__(self, device: torch.device, nan_inf_filter: bool, total: torch.Tensor | None = None):
+        self.device = device
+        self.nan_inf_filter = nan_inf_filter
+        self.pending: list[torch.Tensor] = []
+        self.total = total if total is not None else torch.zeros((), device=device)
+        """The summed losses folded so far (a resumed run starts from the checkpoint's)."""
+        self.drained = 0.0
+        """Everything :meth:`drain` has read: the run's summed loss."""
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.pending.append(loss.detach())
+        if len(self.pending) == FOLD:
+            self.fold()
+
+    def fold(self) -> torch.Tensor:
+        """Sum the pending losses into :attr:`total`, on the device; return the total."""
+        if self.pending:
+            pending = torch.stack(self.pending)
+            if self.nan_inf_filter:
+                finite = torch.isfinite(pending)
+                mean = torch.where(finite, pending, 0.0).sum() / finite.sum().clamp(min=1)
+                pending = torch.where(finite, pending, mean)
+            self.total = self.total + pending.sum()
+            self.pending = []
+        return self.total
+
+    def drain(self) -> float:
+        """The summed loss since the last drain, as a float (the one host sync per log)."""
+        value = float(self.fold())
+        self.total = torch.zeros((), device=self.device)
+        self.drained += value
+        return value
