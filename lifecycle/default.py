@@ -65,6 +65,11 @@ def epoch_due(s: TrainerState, c: TrainerControl) -> bool:
     return s.position.epoch_open or next_epoch(s, c)
 
 
+def more_to_evaluate(s: TrainerState, c: TrainerControl) -> bool:
+    """Another evaluation dataset is next (``eval_dataset`` given as a dict)."""
+    return s.position.evaluations_left > 0
+
+
 def training(s: TrainerState, c: TrainerControl) -> bool:
     return s.position.training
 
@@ -120,6 +125,7 @@ TRAINING_LIFECYCLE = Lifecycle(
         T("log",                "log",      "boundary"),
         T("prediction_step",    "evaluate", None),
         T("log",                "evaluate", None),
+        T("evaluate",           "evaluate", "evaluate", more_to_evaluate),
         T("evaluate",           "evaluate", "judge",    training),
         T("evaluate",           "evaluate", "idle"),
         T("to_boundary",        "judge",    "boundary"),

@@ -24,7 +24,7 @@ __all__ = ["SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "conv
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
 
 LogEntry = dict[str, Any]
@@ -48,6 +48,8 @@ class Position:
     logged_step: int = 0
     saved_step: int = 0
     evaluated_step: int = -1
+    evaluations_left: int = 0
+    """Evaluation datasets still to go in the evaluation under way (``eval_dataset`` as a dict)."""
     unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Fields written by a newer release, kept so that saving again loses nothing."""
 

@@ -188,7 +188,12 @@ class Trainer:
     def evaluate(
         self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
-        """Run the evaluation loop (``prediction_step`` per batch, ``log``, ``evaluate``)."""
+        """Run the evaluation loop (``prediction_step`` per batch, ``log``, ``evaluate``).
+
+        A dict of datasets is evaluated one after the other, each with its name in its metrics'
+        prefix (``eval_<name>_loss``) and its own ``log`` and ``evaluate``; the merged metrics return.
+        """
+        self.state.position.evaluations_left = 0  # a new evaluation, whatever a failed one left
         self._eval_request = (eval_dataset, metric_key_prefix)
         self.dispatcher.fire("to_evaluate")
         return self._last_metrics
@@ -397,6 +402,22 @@ class Trainer:
 
     # -- state entry actions: evaluation, saving, prediction -------------------------------------
     def run_evaluation(self) -> None:
+        p = self.state.position
+        if p.evaluations_left == 0:  # a new evaluation: one pass per dataset
+            self._eval_queue = self._evaluation_sets()
+            p.evaluations_left = len(self._eval_queue)
+            self._last_metrics = {}
+        dataset, prefix = self._eval_queue[-p.evaluations_left]
+        p.evaluations_left -= 1
+        output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix)
+        p.evaluated_step = self.state.global_step
+        self._last_metrics.update(output.metrics)
+        self._record_log(dict(output.metrics))
+        self.dispatcher.emit("log")
+        self.payload = {"metrics": output.metrics}
+
+    def _evaluation_sets(self) -> list[tuple[Any, str]]:
+        """``(dataset, metric prefix)`` for each dataset the requested evaluation covers."""
         dataset, prefix = self._eval_request
         self._eval_request = (None, "eval")
         dataset = dataset if dataset is not None else self.eval_dataset
@@ -404,12 +425,11 @@ class Trainer:
             raise ValueError(
                 "evaluation needs an eval_dataset (Trainer(eval_dataset=...) or evaluate(dataset))"
             )
-        output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix)
-        self.state.position.evaluated_step = self.state.global_step
-        self._last_metrics = output.metrics
-        self._record_log(dict(output.metrics))
-        self.dispatcher.emit("log")
-        self.payload = {"metrics": output.metrics}
+        if not isinstance(dataset, dict):
+            return [(dataset, prefix)]
+        if not dataset:
+            raise ValueError("eval_dataset is an empty dict: name at least one dataset to evaluate on")
+        return [(data, f"{prefix}_{name}") for name, data in dataset.items()]
 
     def judge_evaluation(self) -> None:
         """After ``evaluate`` in training: track the best metric; strategy ``best`` saves a new best."""

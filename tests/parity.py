@@ -61,6 +61,13 @@ def stopper_class(base: type, flag: str, at_step: int, event: str = "step_end") 
     return type("Stopper", (base,), {f"on_{event}": stop})
 
 
+def eval_data(case: dict[str, Any]) -> Any:
+    """One evaluation dataset, or several by name (``eval_sets``: name -> size)."""
+    if "eval_sets" in case:
+        return {name: Examples(size, seed=i + 1) for i, (name, size) in enumerate(case["eval_sets"].items())}
+    return Examples(case.get("eval_size", 6), seed=1)
+
+
 def run(library: str, out: Path, case: dict[str, Any]) -> list[Record]:
     """Train ``case`` with ``library`` ('hf' or 'ours') and return what the recorder saw."""
     if library == "hf":
@@ -94,7 +101,7 @@ def run(library: str, out: Path, case: dict[str, Any]) -> list[Record]:
         model=Classifier(),
         args=args,
         train_dataset=Examples(case.get("size", 16)),
-        eval_dataset=Examples(case.get("eval_size", 6), seed=1),
+        eval_dataset=eval_data(case),
         compute_metrics=ScriptedMetric(metric) if metric else None,
         callbacks=callbacks,
     )

@@ -138,6 +138,32 @@ CASES: dict[str, dict[str, Any]] = {
             "greater_is_better": False,
         },
     },
+    "eval_sets_save_best": {
+        "size": 16,
+        "eval_sets": {"a": 6, "b": 4},
+        "metric": [0.5, 0.4, 0.6, 0.45, 0.3, 0.2, 0.1],  # a, b in turn: b is best at steps 2 and 6
+        "after": ("evaluate",),
+        "args": {
+            "max_steps": 6,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "save_strategy": "best",
+            "metric_for_best_model": "b_score",
+            "greater_is_better": False,
+        },
+    },
+    "eval_sets_early_stopping": {
+        "size": 16,
+        "eval_sets": {"a": 6, "b": 4},
+        "metric": [0.5, 0.4, 0.3, 0.45, 0.35, 0.2, 0.6, 0.1],  # a: 0.5, 0.3, 0.35: stops at epoch 3
+        "early_stopping": (1,),
+        "args": {
+            "num_train_epochs": 4,
+            "eval_strategy": "epoch",
+            "metric_for_best_model": "a_score",
+            "greater_is_better": False,
+        },
+    },
     "callback_stops_epoch": {
         "size": 16,
         "stop": EPOCH_STOP,

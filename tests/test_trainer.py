@@ -339,3 +339,24 @@ def test_evaluation_and_prediction_read_the_loaders_a_subclass_gives(tmp_path: P
     assert len(seen) == 10 and seen[0].batch_size == 1
     predicted = custom.predict(data)
     assert predicted.predictions.shape == (10, 2) and len(seen) == 10 + 2 and seen[-1].batch_size == 5
+
+
+def test_several_evaluation_sets_are_evaluated_in_turn_under_their_names(tmp_path: Path) -> None:
+    sets = {"near": Examples(8, seed=4), "far": Examples(6, seed=5)}
+    recorder = Recorder()
+    trainer = Trainer(Classifier(), args(tmp_path), eval_dataset=sets, callbacks=[recorder])
+    metrics = trainer.evaluate()
+    alone = {name: Trainer(Classifier(), args(tmp_path)).evaluate(data) for name, data in sets.items()}
+    for name in sets:
+        assert metrics[f"eval_{name}_loss"] == pytest.approx(alone[name]["eval_loss"], rel=1e-6)
+    assert [e for e, _ in recorder.events if e in ("log", "evaluate")] == ["log", "evaluate"] * 2
+    with pytest.raises(ValueError, match="eval_dataset is an empty dict"):
+        trainer.evaluate({})
+
+    class Broken(Examples):
+        def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+            raise OSError("unreadable example")
+
+    with pytest.raises(OSError, match="unreadable example"):
+        trainer.evaluate({"near": sets["near"], "broken": Broken(4), "far": sets["far"]})
+    assert "eval_loss" in trainer.evaluate(sets["far"])  # what the failed evaluation left is not resumed
