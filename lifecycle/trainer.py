@@ -474,6 +474,20 @@ class Trainer:
         self._prediction = self._prediction_loop(self.get_test_dataloader(dataset), prefix)
         self.payload = {"metrics": self._prediction.metrics}
 
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: Batch,
+        return_outputs: bool = False,
+        num_items_in_batch: int | None = None,
+    ) -> Any:
+        """The loss of one batch: ``model(**inputs)["loss"]``. Override it to compute another, as in
+        transformers; it serves training and, for batches with ``labels``, evaluation
+        (``return_outputs=True`` then, and ``(loss, outputs)`` is expected)."""
+        outputs = model(**inputs)
+        loss = _loss_of(outputs)
+        return (loss, outputs) if return_outputs else loss
+
     def get_train_dataloader(self) -> Any:
         """The training batches; override it to train from a loader of your own.
 
@@ -572,16 +586,32 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(self.model, device_ids=ids)
 
+    def _computes_own_loss(self) -> bool:
+        return type(self).compute_loss is not Trainer.compute_loss
+
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
         """``batch -> loss`` for this run, built once: device moves and autocast only where needed."""
         model = self.model_wrapped
         dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
         to_device = None if self.device.type == "cpu" else self._to_device
 
-        def plain(batch: Batch) -> torch.Tensor:
-            outputs = model(**(batch if to_device is None else to_device(batch)))
-            loss = outputs.get("loss") if type(outputs) is dict else None
-            return loss if loss is not None else _loss_of(outputs)
+        if self._computes_own_loss():
+
+            def plain(batch: Batch) -> torch.Tensor:
+                loss = self.compute_loss(model, batch if to_device is None else to_device(batch))
+                if not isinstance(loss, torch.Tensor):
+                    raise TypeError(
+                        f"{type(self).__name__}.compute_loss returned {type(loss).__name__}: "
+                        "return the loss as a tensor"
+                    )
+                return loss
+
+        else:
+
+            def plain(batch: Batch) -> torch.Tensor:
+                outputs = model(**(batch if to_device is None else to_device(batch)))
+                loss = outputs.get("loss") if type(outputs) is dict else None
+                return loss if loss is not None else _loss_of(outputs)
 
         if dtype is None:
             return plain
@@ -609,12 +639,16 @@ class Trainer:
         labels: list[torch.Tensor] = []
         want_outputs = self.compute_metrics is not None or prefix == "test"
         samples = batches = 0
+        custom_loss = self._computes_own_loss()
         for batch in loader:
             batch = self._to_device(batch)
-            outputs = self.model(**batch)
+            if custom_loss and "labels" in batch:
+                loss, outputs = self.compute_loss(self.model, batch, return_outputs=True)
+            else:
+                outputs = self.model(**batch)
+                loss = _maybe_loss(outputs)
             size = _batch_size(batch)
             samples, batches = samples + size, batches + 1
-            loss = _maybe_loss(outputs)
             if loss is not None:
                 losses.append(loss.detach().float() * size)
             logits = _logits_of(outputs) if want_outputs else None

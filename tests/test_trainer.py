@@ -360,3 +360,33 @@ def test_several_evaluation_sets_are_evaluated_in_turn_under_their_names(tmp_pat
     with pytest.raises(OSError, match="unreadable example"):
         trainer.evaluate({"near": sets["near"], "broken": Broken(4), "far": sets["far"]})
     assert "eval_loss" in trainer.evaluate(sets["far"])  # what the failed evaluation left is not resumed
+
+
+def test_a_compute_loss_override_serves_training_and_evaluation(tmp_path: Path) -> None:
+    class PlusOne(Trainer):
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            outputs = model(**inputs)
+            loss = outputs["loss"] + 1.0
+            return (loss, outputs) if return_outputs else loss
+
+    def run(kind: type[Trainer]) -> Trainer:
+        settings = {"max_steps": 4, "logging_steps": 2, "learning_rate": 0.0, "eval_strategy": "steps"}
+        trainer = kind(Classifier(), args(tmp_path / kind.__name__, **settings), train_dataset=Examples(16),
+                       eval_dataset=Examples(8, seed=1))  # fmt: skip
+        trainer.train()
+        return trainer
+
+    plain, plus = run(Trainer), run(PlusOne)  # a learning rate of 0: the same model, the same batches
+    for key in ("loss", "eval_loss"):
+        ours = [e[key] for e in plus.state.log_history if key in e]
+        theirs = [e[key] for e in plain.state.log_history if key in e]
+        assert len(ours) == 2 and ours == pytest.approx([v + 1.0 for v in theirs], rel=1e-6)
+
+    class Wrong(Trainer):
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kw: Any) -> Any:
+            return 0.5
+
+    with pytest.raises(TypeError, match=r"Wrong\.compute_loss returned float: return the loss as a tensor"):
+        Wrong(Classifier(), args(tmp_path / "wrong", max_steps=1), train_dataset=Examples(8)).train()
