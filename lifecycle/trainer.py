@@ -37,7 +37,7 @@ from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
-from lifecycle.machine import Lifecycle
+from lifecycle.machine import Lifecycle, LifecycleError
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.rng import RngState, capture_rng, restore_rng
@@ -174,6 +174,7 @@ class Trainer:
     # -- public entry points ----------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | Path | bool | None = None) -> TrainOutput:
         """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again."""
+        self._ensure_idle("train")
         if self.train_dataset is None:
             raise ValueError("Trainer.train() needs a train_dataset")
         self._resume_from = self._find_checkpoint(resume_from_checkpoint)
@@ -193,6 +194,7 @@ class Trainer:
         A dict of datasets is evaluated one after the other, each with its name in its metrics'
         prefix (``eval_<name>_loss``) and its own ``log`` and ``evaluate``; the merged metrics return.
         """
+        self._ensure_idle("evaluate")
         self.state.position.evaluations_left = 0  # a new evaluation, whatever a failed one left
         self._eval_request = (eval_dataset, metric_key_prefix)
         self.dispatcher.fire("to_evaluate")
@@ -200,6 +202,7 @@ class Trainer:
 
     def predict(self, test_dataset: Dataset[Any], metric_key_prefix: str = "test") -> PredictionOutput:
         """Run the prediction loop (``prediction_step`` per batch, ``predict``)."""
+        self._ensure_idle("predict")
         self._predict_request = (test_dataset, metric_key_prefix)
         self.dispatcher.fire("to_predict")
         return self._prediction
@@ -510,6 +513,16 @@ class Trainer:
         return self._dataloader(test_dataset, self.args.per_device_eval_batch_size, train=False)
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _ensure_idle(self, entry_point: str) -> None:
+        """``train()``, ``evaluate()`` and ``predict()`` start from rest, never inside a running one."""
+        node = self.dispatcher.node
+        if not node.rest:
+            raise LifecycleError(
+                f"Trainer.{entry_point}() cannot start while the trainer is in lifecycle state "
+                f"{node.name!r} (called from a callback?); a callback asks for an evaluation with "
+                "control.should_evaluate = True and for a checkpoint with control.should_save = True"
+            )
+
     def _write_trace(self, failure: str | None = None) -> None:
         if self.state.is_world_process_zero:
             trace = Path(self.args.output_dir) / TRACE_FILE

@@ -390,3 +390,21 @@ def test_a_compute_loss_override_serves_training_and_evaluation(tmp_path: Path) 
 
     with pytest.raises(TypeError, match=r"Wrong\.compute_loss returned float: return the loss as a tensor"):
         Wrong(Classifier(), args(tmp_path / "wrong", max_steps=1), train_dataset=Examples(8)).train()
+
+
+def test_an_entry_point_called_from_a_callback_says_what_to_do_instead(tmp_path: Path) -> None:
+    class EvaluateNow(TrainerCallback):
+        trainer: Trainer
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.trainer.evaluate()
+
+    callback = EvaluateNow()
+    trainer = Trainer(Classifier(), args(tmp_path, max_steps=2, report_to="jsonl"), train_dataset=Examples(8),
+                      eval_dataset=Examples(4), callbacks=[callback])  # fmt: skip
+    callback.trainer = trainer
+    with pytest.raises(lifecycle.CallbackError, match=r"Trainer\.evaluate\(\) cannot start while .* "
+                       r"state 'advance' .* control\.should_evaluate = True"):  # fmt: skip
+        trainer.train()
+    trainer.remove_callback(EvaluateNow)
+    assert trainer.train().global_step == 2  # the refused call disturbed nothing
