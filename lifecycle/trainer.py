@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -605,7 +605,6 @@ class Trainer:
     def _make_forward(self) -> Callable[[Batch], torch.Tensor]:
         """``batch -> loss`` for this run, built once: device moves and autocast only where needed."""
         model = self.model_wrapped
-        dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
         to_device = None if self.device.type == "cpu" else self._to_device
 
         if self._computes_own_loss():
@@ -626,14 +625,19 @@ class Trainer:
                 loss = outputs.get("loss") if type(outputs) is dict else None
                 return loss if loss is not None else _loss_of(outputs)
 
-        if dtype is None:
+        if not (self.args.bf16 or self.args.fp16):
             return plain
 
         def autocast(batch: Batch) -> torch.Tensor:
-            with torch.autocast(self.device.type, dtype=dtype):
+            with self._autocast():
                 return plain(batch)
 
         return autocast
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        """Mixed precision as the arguments ask (bf16 or fp16 autocast), else nothing."""
+        dtype = torch.bfloat16 if self.args.bf16 else torch.float16 if self.args.fp16 else None
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
 
     def _record_log(self, logs: dict[str, Any]) -> None:
         if self.state.epoch is not None:
@@ -655,11 +659,12 @@ class Trainer:
         custom_loss = self._computes_own_loss()
         for batch in loader:
             batch = self._to_device(batch)
-            if custom_loss and "labels" in batch:
-                loss, outputs = self.compute_loss(self.model, batch, return_outputs=True)
-            else:
-                outputs = self.model(**batch)
-                loss = _maybe_loss(outputs)
+            with self._autocast():
+                if custom_loss and "labels" in batch:
+                    loss, outputs = self.compute_loss(self.model, batch, return_outputs=True)
+                else:
+                    outputs = self.model(**batch)
+                    loss = _maybe_loss(outputs)
             size = _batch_size(batch)
             samples, batches = samples + size, batches + 1
             if loss is not None:

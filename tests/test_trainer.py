@@ -177,8 +177,11 @@ def test_bf16_autocast_on_request(tmp_path: Path) -> None:
             dtypes.append(out["logits"].dtype)
             return out
 
-    Trainer(Probe(), args(tmp_path, bf16=True, max_steps=2), train_dataset=Examples(16)).train()
-    assert dtypes and all(d == torch.bfloat16 for d in dtypes)
+    trainer = Trainer(Probe(), args(tmp_path, bf16=True, max_steps=2), train_dataset=Examples(16))
+    trainer.train()
+    assert len(dtypes) == 2 and all(d == torch.bfloat16 for d in dtypes)
+    trainer.evaluate(Examples(8))  # evaluation runs under the same autocast
+    assert len(dtypes) == 3 and all(d == torch.bfloat16 for d in dtypes)  # one batch of 8
 
 
 def test_compute_metrics_gets_numpy_and_metrics_get_the_eval_prefix(tmp_path: Path) -> None:
