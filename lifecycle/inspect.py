@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lifecycle.checkpoint import STATE_FILE, CheckpointError, check_files
-from lifecycle.resume import read_resume
+from lifecycle.resume import DATALOADER_FILE, read_resume
 from lifecycle.state import StateFileError, TrainerState
 
 __all__ = ["inspect_command"]
@@ -59,11 +59,20 @@ def _resume_lines(folder: Path) -> list[str]:
     rng += [f"{len(resume.rng.cuda)} CUDA"] if resume.rng.cuda else []
     grad = "n/a" if resume.loss.grad_norm is None else f"{resume.loss.grad_norm:.6g}"
     ranks = 1 + sum(1 for _ in folder.glob("resume-rank*.json"))
+    if (folder / DATALOADER_FILE).is_file():
+        data = f"restored from the loader's own state ({DATALOADER_FILE})"
+    elif resume.epoch_rng is not None:
+        data = "replayed: the epoch's order drawn again, the batches trained on read and dropped"
+    else:
+        data = "the epoch's order sliced (EpochSampler): nothing skipped is read"
+    if resume.passes:
+        data += f"; {resume.passes} passes over the data done"
     return [
         f"loss carried   {resume.loss.total:.6g} since the last log (grad norm {grad}, "
         f"learning rate {resume.loss.learning_rate:.6g})" + (" on rank 0" if ranks > 1 else ""),
         f"flags raised   {', '.join(raised) or 'none'}",
         f"random states  {', '.join(rng)}" + (f", for each of {ranks} ranks" if ranks > 1 else ""),
+        f"data position  {data}",
     ]
 
 

@@ -346,6 +346,7 @@ def test_inspect_reports_an_intact_checkpoint(trained: Path, capsys: pytest.Capt
     assert f"step           {state['global_step']} of {state['max_steps']}" in text
     assert f"epoch index {state['position']['epoch_index']}" in text
     assert "ok  optimizer.pt" in text and "integrity      ok" in text
+    assert "data position  the epoch's order sliced (EpochSampler)" in text
 
 
 def test_inspect_names_the_damaged_file(

@@ -7,6 +7,7 @@ kills such processes at random moments and compares what the last one leaves wit
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import torch
 from lifecycle import EarlyStoppingCallback, PrinterCallback, TrainerCallback, TrainingArguments
 from lifecycle.checkpoint import list_checkpoints, newest_valid_checkpoint
 from lifecycle.dispatch import CallbackError
+from lifecycle.inspect import inspect_command
 from lifecycle.trainer import Trainer
 
 TIMING = ("_runtime", "_per_second")
@@ -215,6 +217,9 @@ def test_a_loader_of_ones_own_resumes_exactly(
         first.train()
     checkpoint = tmp_path / "run" / f"checkpoint-{step}"
     assert (checkpoint / "dataloader.pt").is_file() == (loading == "stateful")
+    report = io.StringIO()
+    assert inspect_command(str(checkpoint), out=report) == 0
+    assert ("the loader's own state" if loading == "stateful" else "replayed:") in report.getvalue()
     CountingPoints.loaded = 0
     resumed = trainer(tmp_path / "run", loading=loading, **changes)
     with caplog.at_level(logging.WARNING):
