@@ -169,7 +169,7 @@ def _train_as_rank(rank: int, folder: str) -> None:
     )
     try:
         every = EveryRank()
-        trainer = make_trainer(Path(folder) / "run", report_to=["jsonl", every])
+        trainer = make_trainer(Path(folder) / "run", report_to=["jsonl", every], use_cpu=True)  # gloo
         trainer.train()
         record = {"history": trainer.state.log_history, "every_rank_rows": len(every.rows)}
         (Path(folder) / f"rank{rank}.json").write_text(json.dumps(record))
