@@ -75,7 +75,7 @@ def test_data_that_yields_nothing_is_an_error(tmp_path: Path) -> None:
 
 def test_evaluation_over_iterable_data_equals_the_mapped_one(tmp_path: Path) -> None:
     data = Examples(10, seed=5)
-    trainer = Trainer(Classifier(), arguments(tmp_path), eval_dataset=data)
+    trainer = Trainer(Classifier(), arguments(tmp_path, disable_tqdm=False), eval_dataset=data)
     mapped = trainer.evaluate()["eval_loss"]
     assert trainer.evaluate(Shuffled(data, 10))["eval_loss"] == pytest.approx(mapped, rel=1e-6)
 

@@ -66,9 +66,11 @@ class ProgressCallback(TrainerCallback):
         if not state.is_world_process_zero or eval_dataloader is None:
             return
         if self.prediction_bar is None:
-            self.prediction_bar = tqdm(
-                total=len(eval_dataloader), leave=self.training_bar is None, dynamic_ncols=True
-            )
+            try:
+                total = len(eval_dataloader)
+            except TypeError:  # iterable data: the bar counts without a total
+                total = None
+            self.prediction_bar = tqdm(total=total, leave=self.training_bar is None, dynamic_ncols=True)
         self.prediction_bar.update(1)
 
     def _close_prediction_bar(self) -> None:
