@@ -499,7 +499,8 @@ class Trainer:
         (torchdata's ``StatefulDataLoader``) is saved in each checkpoint and restored; any other is
         replayed: its epoch drawn again from the random state the epoch began with, and the batches
         already trained on loaded and dropped. Each way, the resumed run sees the batches the
-        uninterrupted run saw. The loader must have a ``len()``.
+        uninterrupted run saw. A loader without a ``len()`` (iterable data) is read pass after pass
+        for ``max_steps`` steps.
         """
         return self._dataloader(self.train_dataset, self.args.per_device_train_batch_size, train=True)
 
