@@ -308,7 +308,7 @@ class Trainer:
                 "default, or torchdata's StatefulDataLoader skips them without loading)%s",
                 done,
                 ""
-                if self._epoch_rng
+                if self._epoch_rng is not None
                 else "; the checkpoint lacks the epoch's random state: the order may differ",
             )
             for _ in range(done):
