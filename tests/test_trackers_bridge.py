@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -163,16 +164,22 @@ class EveryRank(Recorder):
     main_process_only = False
 
 
+def _train_and_record(rank: int, folder: str) -> None:
+    every = EveryRank()
+    trainer = make_trainer(Path(folder) / "run", report_to=["jsonl", every], use_cpu=True)  # gloo
+    trainer.train()
+    record = {"history": trainer.state.log_history, "every_rank_rows": len(every.rows)}
+    (Path(folder) / f"rank{rank}.json").write_text(json.dumps(record))
+
+
 def _train_as_rank(rank: int, folder: str) -> None:
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=2
     )
     try:
-        every = EveryRank()
-        trainer = make_trainer(Path(folder) / "run", report_to=["jsonl", every], use_cpu=True)  # gloo
-        trainer.train()
-        record = {"history": trainer.state.log_history, "every_rank_rows": len(every.rows)}
-        (Path(folder) / f"rank{rank}.json").write_text(json.dumps(record))
+        _train_and_record(rank, folder)
+        gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
