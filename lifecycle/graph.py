@@ -33,7 +33,7 @@ import attrs
 
 from lifecycle.callbacks.base import HF_EVENTS, subscriptions
 from lifecycle.callbacks.base import TrainerCallback as _Base
-from lifecycle.machine import Lifecycle, LifecycleError, describe_guard
+from lifecycle.machine import Lifecycle, LifecycleError, State, describe_guard
 
 __all__ = [
     "EdgeStat",
@@ -86,18 +86,6 @@ class EdgeStat:
 
 
 @attrs.frozen
-class _State:
-    name: str
-    action: str | None = None
-    rest: bool = False
-    doc: str = ""
-
-    @property
-    def kind(self) -> str:
-        return "rest" if self.rest else "action" if self.action else "junction"
-
-
-@attrs.frozen
 class _Edge:
     name: str
     source: str
@@ -130,7 +118,7 @@ class LifecycleGraph:
 
     name: str
     initial: str
-    states: tuple[_State, ...]
+    states: tuple[State, ...]
     edges: tuple[_Edge, ...]
     #: transition name -> callback labels (``Class.method``) in firing order
     callbacks: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
@@ -144,7 +132,7 @@ class LifecycleGraph:
         return cls(
             name=lifecycle.name,
             initial=lifecycle.initial,
-            states=tuple(_State(s.name, s.action, s.rest, s.doc) for s in lifecycle.states),
+            states=tuple(lifecycle.states),
             edges=tuple(
                 _Edge(t.name, t.source, t.dest, describe_guard(t.guard), t.effect)
                 for t in lifecycle.transitions
@@ -159,7 +147,7 @@ class LifecycleGraph:
             return cls(
                 name=data["name"],
                 initial=data["initial"],
-                states=tuple(_State(**s) for s in data["states"]),
+                states=tuple(State(**s) for s in data["states"]),
                 edges=tuple(_Edge(**e) for e in data["edges"]),
                 callbacks={k: tuple(v) for k, v in data.get("callbacks", {}).items()},
                 edge_stats=_stats(data.get("edge_stats")),
@@ -303,7 +291,7 @@ class _Dot:
         lines.append("}")
         return "\n".join(lines) + "\n"
 
-    def _node(self, s: _State) -> str:
+    def _node(self, s: State) -> str:
         rows = [f"<b>{_h(s.name)}</b>"]
         if s.action:
             rows.append(f'<font point-size="9" color="{_FAINT}" face="Courier">{_h(s.action)}()</font>')
@@ -333,7 +321,7 @@ class _Dot:
                 )
         return f"label=<{label}>, {style}{tip}"
 
-    def _fill(self, s: _State) -> tuple[str, bool]:
+    def _fill(self, s: State) -> tuple[str, bool]:
         stat = (self.g.state_stats or {}).get(s.name)
         if stat is None or not stat.time_ns:
             return _ACTION_FILL, False

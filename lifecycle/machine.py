@@ -54,6 +54,11 @@ class State:
     rest: bool = False
     doc: str = ""
 
+    @property
+    def kind(self) -> str:
+        """``rest`` (the machine waits here), ``action`` (work on entry) or ``junction`` (neither)."""
+        return "rest" if self.rest else "action" if self.action else "junction"
+
 
 @attrs.frozen
 class Transition:
