@@ -12,14 +12,27 @@ any other is replayed, its epoch drawn again from the random state the epoch sta
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
-__all__ = ["EpochSampler", "ResumeMethod", "Stream", "length", "resume_method"]
+from lifecycle.rng import RngState, capture_rng, restore_rng
+
+__all__ = [
+    "EpochSampler",
+    "ResumeMethod",
+    "Stream",
+    "build_loader",
+    "epoch_batches",
+    "length",
+    "resume_method",
+]
+
+logger = logging.getLogger(__name__)
 
 ResumeMethod = Literal["sampler", "state_dict", "replay"]
 
@@ -118,3 +131,72 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.per_rank - self.start
+
+
+def build_loader(
+    dataset: Any,
+    batch_size: int,
+    *,
+    collate_fn: Callable[[list[Any]], Any] | None,
+    num_workers: int,
+    seed: int,
+    train: bool,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader[Any]:
+    """The trainer's own loader: over an :class:`EpochSampler`, shuffled and shared out among the ranks
+    for training, in order and whole on every rank for evaluation.
+
+    Iterable data is read as it comes (with several ranks, it shares itself out, as PyTorch's
+    ``IterableDataset`` docs describe)."""
+    if isinstance(dataset, IterableDataset):
+        return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn, num_workers=num_workers)
+    ranks = {"rank": rank, "world_size": world_size} if train else {}
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSampler(dataset, seed=seed, shuffle=train, **ranks),
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+        drop_last=drop_last and train,
+    )
+
+
+def epoch_batches(
+    loader: Any,
+    method: ResumeMethod,
+    *,
+    streaming: bool,
+    done: int,
+    epoch_rng: RngState | None = None,
+    passes: int = 0,
+) -> tuple[Iterator[Any], RngState | None]:
+    """An epoch's batches from batch ``done`` on, and the random state to save for its replay.
+
+    Resuming (``done > 0``), a replayed loader draws its order again from ``epoch_rng`` (the state the
+    epoch began with) and drops the ``done`` batches already trained on; a loader that restored its own
+    state goes on in the pass it was in (``passes``). The sampler slices its order itself (the caller
+    set its start)."""
+    replay = method == "replay"
+    if replay and done:
+        if epoch_rng is not None:
+            restore_rng(epoch_rng)
+    elif replay:
+        epoch_rng = capture_rng()
+    else:
+        epoch_rng = None
+    batches = Stream(loader, passes if done and not replay else 0) if streaming else iter(loader)
+    if replay and done:
+        logger.warning(
+            "resuming inside an epoch: loading and dropping the %d batches already trained on, as "
+            "this training loader has no state_dict (a DataLoader over lifecycle.EpochSampler, the "
+            "default, or torchdata's StatefulDataLoader skips them without loading)%s",
+            done,
+            ""
+            if epoch_rng is not None
+            else "; the checkpoint lacks the epoch's random state: the order may differ",
+        )
+        for _ in range(done):
+            next(batches)
+    return batches, epoch_rng

@@ -1,4 +1,4 @@
-"""torch.distributed for the trainer: who this process is, and agreeing on the stop flags.
+"""torch.distributed for the trainer: who this process is, its device, and agreeing across ranks.
 
 Under ``torchrun`` the trainer joins the process group the environment describes (gloo on the CPU,
 nccl on CUDA). Stop flags are all-reduced every time the lifecycle reaches ``boundary``, so a callback
@@ -14,12 +14,22 @@ from typing import Any, TypeVar
 import attrs
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from lifecycle.control import TrainerControl
 
 T = TypeVar("T")
 
-__all__ = ["Topology", "agree_on_stop", "barrier", "gather_on_main", "join_process_group", "mean_over_ranks"]
+__all__ = [
+    "Topology",
+    "agree_on_stop",
+    "barrier",
+    "gather_on_main",
+    "join_process_group",
+    "mean_over_ranks",
+    "pick_device",
+    "wrap_for_training",
+]
 
 
 @attrs.frozen
@@ -47,6 +57,25 @@ def join_process_group(use_cuda: bool) -> Topology:
     if dist.is_available() and dist.is_initialized():
         return Topology(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return Topology()
+
+
+def pick_device(topology: Topology, use_cuda: bool, fp16: bool) -> torch.device:
+    """This process's device: its local rank's GPU, or the CPU (where fp16 is refused)."""
+    if use_cuda:
+        device = torch.device("cuda", topology.local_rank)
+        torch.cuda.set_device(device)
+        return device
+    if fp16:
+        raise ValueError("TrainingArguments.fp16 needs a CUDA device; use bf16 on the CPU")
+    return torch.device("cpu")
+
+
+def wrap_for_training(model: torch.nn.Module, topology: Topology, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel across the ranks, or the model itself in one process."""
+    if not topology.distributed:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def agree_on_stop(control: TrainerControl, device: torch.device) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lifecycle.checkpoint import STATE_FILE, CheckpointError, check_files
-from lifecycle.resume import DATALOADER_FILE, read_resume
+from lifecycle.checkpoint.contents import DATALOADER_FILE, read_resume
 from lifecycle.state import StateFileError, TrainerState
 
 __all__ = ["inspect_command"]

@@ -1,6 +1,9 @@
-"""Random number generator states as plain JSON data: Python's, NumPy's (when installed), torch's
-CPU generator and every CUDA device's. Captured at a checkpoint, restored on resume, so dropout masks
-and random augmentations after a resume are the ones the uninterrupted run draws."""
+"""Random number generators: seeded when a trainer is built, and their states as plain JSON data.
+
+Python's, NumPy's (when installed), torch's CPU generator and every CUDA device's are captured at a
+checkpoint and restored on resume, so dropout masks and random augmentations after a resume are the
+ones the uninterrupted run draws.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["RngState", "capture_rng", "restore_rng"]
+__all__ = ["RngState", "capture_rng", "restore_rng", "set_seed"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,19 @@ def _bytes_tensor(text: str) -> Any:
     import torch
 
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, torch's (every device) and NumPy's (when installed) generators."""
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+    except ImportError:  # numpy is optional
+        return
+    numpy.random.seed(seed % 2**32)
 
 
 def capture_rng() -> RngState:

@@ -27,8 +27,8 @@ from lifecycle.checkpoint import (
     verify_checkpoint,
     write_checkpoint,
 )
+from lifecycle.checkpoint.contents import read_resume
 from lifecycle.inspect import inspect_command
-from lifecycle.resume import read_resume
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer
 
@@ -227,7 +227,7 @@ def test_resume_true_skips_damaged_checkpoints(
     with caplog.at_level(logging.WARNING):
         t.train(resume_from_checkpoint=True)
     assert "checkpoint-8/optimizer.pt" in caplog.text and "checkpoint-6/manifest.json" in caplog.text
-    assert t._resume_from == out / "checkpoint-4"
+    assert t.run is not None and t.run.resume_from == out / "checkpoint-4"
     assert [e["step"] for e in t.state.log_history if "loss" in e] == [2, 4, 6, 8]
 
 

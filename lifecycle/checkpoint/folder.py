@@ -1,10 +1,9 @@
-"""Checkpoints: written whole or not at all, verified when read, and never unpickled.
+"""The checkpoint folder: written whole or not at all, verified by checksum when read, rotated.
 
-``checkpoint-<step>/`` holds ``model.safetensors``, ``optimizer.pt`` / ``scheduler.pt`` (tensors and
-plain containers only, read with ``torch.load(weights_only=True)``), ``trainer_state.json`` and
-``manifest.json`` (size and sha256 of every other file). It is assembled in a hidden temporary folder,
-fsynced, then renamed into place, so a crash mid-save leaves the previous checkpoint the newest valid one.
-This module imports torch lazily: ``lifecycle inspect`` verifies checkpoints without it.
+``checkpoint-<step>/`` is assembled in a hidden temporary folder, its ``manifest.json`` listing the
+size and sha256 of every other file, fsynced, then renamed into place, so a crash mid-save leaves the
+previous checkpoint the newest valid one. What the files hold is :mod:`lifecycle.checkpoint.contents`'s
+business. No torch here: ``lifecycle inspect`` verifies checkpoints without it.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "MANIFEST",
+    "PREFIX",
     "STATE_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",

@@ -1,4 +1,4 @@
-"""What a checkpoint holds besides the state file, and how it is written and read back.
+"""What a checkpoint holds, file by file, and how each file is written and read back.
 
 ``checkpoint-<step>/``:
 
@@ -31,11 +31,12 @@ from typing import Any
 import attrs
 import cattrs
 
-from lifecycle.checkpoint import STATE_FILE, WEIGHTS_FILE, CheckpointError
+from lifecycle.checkpoint.folder import STATE_FILE, WEIGHTS_FILE, CheckpointError
 from lifecycle.rng import RngState, capture_rng
 from lifecycle.state import TrainerState
 
 __all__ = [
+    "DATALOADER_FILE",
     "RESUME_FILE",
     "LossCarry",
     "ResumeState",

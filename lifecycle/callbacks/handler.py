@@ -1,0 +1,77 @@
+"""The trainer's callbacks in order, and the lifecycle compiled with them (``trainer.callback_handler``).
+
+As in transformers, ``add_callback``/``pop_callback``/``remove_callback`` change the list; here each
+change also recompiles the lifecycle's dispatch table, keeping where the machine stands and its counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from lifecycle.callbacks.base import TrainerCallback
+from lifecycle.dispatch import Dispatcher, Runner
+from lifecycle.machine import Lifecycle
+
+if TYPE_CHECKING:
+    from lifecycle.trace import Tracer
+
+__all__ = ["CallbackHandler", "CallbackSpec"]
+
+logger = logging.getLogger(__name__)
+
+CallbackSpec = TrainerCallback | type[TrainerCallback]
+
+
+class CallbackHandler:
+    """Callbacks in firing order, and :attr:`dispatcher`: the lifecycle compiled with them."""
+
+    def __init__(
+        self, lifecycle: Lifecycle, runner: Runner, callbacks: Iterable[CallbackSpec], tracer: Tracer | None
+    ):
+        self.lifecycle = lifecycle
+        self.runner = runner
+        self.tracer = tracer
+        self.callbacks: list[TrainerCallback] = []
+        for callback in callbacks:
+            self._append(callback)
+        self.dispatcher = self._compile()
+
+    @property
+    def callback_list(self) -> str:
+        """The callbacks' class names, one a line (as transformers shows them)."""
+        return "\n".join(type(cb).__name__ for cb in self.callbacks)
+
+    def add_callback(self, callback: CallbackSpec) -> None:
+        """Append a callback (class or instance); it runs after those already there."""
+        self._append(callback)
+        self._recompile()
+
+    def pop_callback(self, callback: CallbackSpec) -> TrainerCallback | None:
+        """Remove and return the first callback that is ``callback`` (or an instance of that class)."""
+        for cb in self.callbacks:
+            if (isinstance(callback, type) and isinstance(cb, callback)) or cb is callback:
+                self.callbacks.remove(cb)
+                self._recompile()
+                return cb
+        return None
+
+    def remove_callback(self, callback: CallbackSpec) -> None:
+        """Remove the first callback that is ``callback`` (or an instance of that class)."""
+        self.pop_callback(callback)
+
+    def _append(self, callback: CallbackSpec) -> None:
+        cb = callback() if isinstance(callback, type) else callback
+        if any(type(c) is type(cb) for c in self.callbacks):
+            logger.warning("a %s is already among the callbacks; adding another", type(cb).__name__)
+        self.callbacks.append(cb)
+
+    def _compile(self) -> Dispatcher:
+        return Dispatcher(self.lifecycle, self.runner, self.callbacks, self.tracer)
+
+    def _recompile(self) -> None:
+        """A new table for the changed list, in the state the old one stood, with its counts."""
+        old, self.dispatcher = self.dispatcher, self._compile()
+        self.dispatcher.node = self.dispatcher.nodes[old.current]
+        self.dispatcher.counts.update(old.counts)

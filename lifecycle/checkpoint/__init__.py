@@ -1,0 +1,38 @@
+"""Checkpoints: atomic, verified, pickle-free folders from which a run resumes exactly.
+
+=====================  ===================================================================
+``folder``             the ``checkpoint-<step>`` folder: atomic write, manifest, verify, rotate
+``contents``           the files in it (weights, optimizer, resume state, ...) written and read
+``training``           a trainer's run saved into one and loaded from one (imports torch)
+=====================  ===================================================================
+
+The folder's functions are re-exported here; none of this package's imports loads torch.
+"""
+
+from lifecycle.checkpoint.folder import (
+    MANIFEST,
+    PREFIX,
+    STATE_FILE,
+    WEIGHTS_FILE,
+    CheckpointError,
+    check_files,
+    list_checkpoints,
+    newest_valid_checkpoint,
+    rotate_checkpoints,
+    verify_checkpoint,
+    write_checkpoint,
+)
+
+__all__ = [
+    "MANIFEST",
+    "PREFIX",
+    "STATE_FILE",
+    "WEIGHTS_FILE",
+    "CheckpointError",
+    "check_files",
+    "list_checkpoints",
+    "newest_valid_checkpoint",
+    "rotate_checkpoints",
+    "verify_checkpoint",
+    "write_checkpoint",
+]

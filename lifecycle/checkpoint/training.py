@@ -1,0 +1,107 @@
+"""A trainer's run into a checkpoint and back: the one call the ``save`` state makes, and the one the
+``prepare`` state makes to resume.
+
+Each rank captures its own resume state (random generators, carried loss, flags, data position) and
+rank 0 writes the checkpoint for all of them; on resume each rank reads its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lifecycle import distributed
+from lifecycle.checkpoint import contents, folder
+from lifecycle.data import Stream
+from lifecycle.state import TrainerState
+
+if TYPE_CHECKING:
+    from lifecycle.run import TrainingRun
+    from lifecycle.trainer import Trainer
+
+__all__ = ["find_checkpoint", "load_training", "save_training"]
+
+logger = logging.getLogger(__name__)
+
+RankState = tuple[contents.ResumeState, dict[str, Any] | None]
+
+
+def find_checkpoint(output_dir: str | Path, resume_from: str | Path | bool | None) -> Path | None:
+    """The checkpoint ``train(resume_from_checkpoint=...)`` names, verified: ``True`` is the newest
+    valid one in ``output_dir``, a path is that folder, ``None``/``False`` none."""
+    if resume_from is None or resume_from is False:
+        return None
+    if resume_from is True:
+        found = folder.newest_valid_checkpoint(output_dir, logger.warning)
+        if found is None:
+            raise folder.CheckpointError(f"no valid checkpoint to resume from in {output_dir}")
+        return found
+    path = Path(resume_from)
+    folder.verify_checkpoint(path)
+    return path
+
+
+def _capture(trainer: Trainer, run: TrainingRun) -> RankState:
+    """This rank's random generators, carried loss and flags, and its loader's own state if any."""
+    resumable = contents.ResumeState.capture(
+        run.loss.fold(),  # one exact number to carry; the uninterrupted run folds here too
+        run.grad_norm,
+        run.learning_rate,
+        trainer.control,
+        getattr(run.loader, "sampler", None),
+        run.epoch_rng,
+        run.batches.passes if isinstance(run.batches, Stream) else 0,
+    )
+    return resumable, run.loader.state_dict() if run.resume_method == "state_dict" else None
+
+
+def _write_files(trainer: Trainer, run: TrainingRun, into: Path, ranks: list[RankState]) -> None:
+    contents.save_weights(into, trainer.model)
+    contents.save_state_dicts(into, contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler))
+    for rank, (resumable, _) in enumerate(ranks):
+        contents.write_resume(into, resumable, rank)
+    contents.save_loader_states(into, [loader_state for _, loader_state in ranks])
+    trainer.state.stateful_callbacks = contents.callback_states(trainer.callbacks)
+    trainer.state.save_to_json(into / folder.STATE_FILE)
+
+
+def save_training(trainer: Trainer, run: TrainingRun) -> None:
+    """Write ``checkpoint-<global_step>`` of the run (rank 0 writes, every rank's resume state in it),
+    rotate old ones out, and let no rank go on before it is whole."""
+    state, args = trainer.state, trainer.args
+    state.position.saved_step = state.global_step
+    if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
+        state.best_model_checkpoint = str(Path(args.output_dir) / f"{folder.PREFIX}{state.global_step}")
+    ranks = distributed.gather_on_main(_capture(trainer, run))
+    if trainer.topology.is_main:  # the ranks hold the same weights; one writes them
+        written = folder.write_checkpoint(
+            args.output_dir, state.global_step, lambda into: _write_files(trainer, run, into, ranks)
+        )
+        keep = {written, *(Path(p) for p in (state.best_model_checkpoint, run.resume_from) if p)}
+        folder.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
+    distributed.barrier()
+
+
+def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerState:
+    """Restore weights, optimizer, schedule, scaler, loader, callback states and flags from ``path``;
+    ``run.resumed`` takes this rank's resume state. Returns the checkpoint's :class:`TrainerState`."""
+    state = contents.read_state(path)
+    rank = trainer.topology.rank
+    resumed = contents.read_resume(path, rank)
+    contents.load_weights(path, trainer.model, str(trainer.device))
+    parts = contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler)
+    if run.resume_method == "state_dict":
+        parts[contents.rank_file(contents.DATALOADER_FILE, rank)] = run.loader
+    contents.load_state_dicts(path, parts)
+    if run.resume_method == "state_dict" and not state.position.epoch_open:
+        # the restored iterator is the closed epoch's; the next one begins a new epoch, as in the
+        # uninterrupted run (random draws made here are undone when the epoch begins)
+        iter(run.loader)
+    if trainer.args.restore_callback_states_from_checkpoint:
+        contents.restore_callback_states(trainer.callbacks, state.stateful_callbacks)
+    if resumed is not None:
+        resumed.check_sampler(getattr(run.loader, "sampler", None), path)
+        trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
+    run.resumed = resumed
+    return state
