@@ -157,6 +157,25 @@ class Lifecycle:
     def internal(self, source: str) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if t.source == source and t.internal)
 
+    def sketch(self, indent: int = 0) -> str:
+        """The lifecycle as plain text, a state a row: its entry action, its internal transitions and
+        its exits in the order their guards are tried (``name [guard] / effect -> dest``)."""
+        width = max(len(s.name) for s in self.states) + 2
+        action_width = max(len(s.action or "") for s in self.states) + 2
+        lines = [f"{'state':<{width}}{'entry action':<{action_width}}exits, tried in this order"]
+        for s in self.states:
+            rows = [f"{t.name} (internal)" for t in self.internal(s.name)]
+            for t in self.outgoing(s.name):
+                guard = describe_guard(t.guard)
+                condition = f" [{guard}]" if guard else ""
+                effect = f" / {t.effect}" if t.effect else ""
+                rows.append(f"{t.name}{condition}{effect} -> {t.dest}")
+            action = s.action or ("(rest)" if s.rest else "-")
+            head = f"{s.name:<{width}}{action:<{action_width}}"
+            lines += [(head if i == 0 else " " * len(head)) + row for i, row in enumerate(rows or [""])]
+        pad = " " * indent
+        return "\n".join((pad + line).rstrip() for line in lines)
+
     # -- building --------------------------------------------------------------------------
     def extend(
         self,
