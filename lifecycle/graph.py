@@ -31,8 +31,9 @@ from typing import Any
 
 import attrs
 
-from lifecycle.callbacks.base import HF_EVENTS, subscriptions
+from lifecycle.callbacks.base import HF_EVENTS
 from lifecycle.callbacks.base import TrainerCallback as _Base
+from lifecycle.callbacks.binding import bindings
 from lifecycle.machine import Lifecycle, LifecycleError, State, describe_guard
 
 __all__ = [
@@ -434,20 +435,12 @@ def _mermaid(g: LifecycleGraph) -> str:
 def callback_labels(lifecycle: Lifecycle, callbacks: Iterable[object]) -> dict[str, list[str]]:
     """Transition -> ``Class.method`` labels of the handlers ``callbacks`` bind, in firing order.
 
-    The same binding rules as the trainer's dispatcher (an overridden ``on_<transition>`` first, then
-    the callback's ``@on`` methods), found without building a trainer; classes need no instance.
+    The trainer's dispatcher binds by the same rule (:func:`~lifecycle.callbacks.binding.bindings`);
+    here it is applied without building a trainer, so classes need no instance.
     """
-    found: dict[str, list[str]] = {name: [] for name in lifecycle.transition_names}
-    for cb in callbacks:
-        klass = cb if isinstance(cb, type) else type(cb)
-        probe = cb if not isinstance(cb, type) else object.__new__(klass)  # bare: only its type is read
-        subs = subscriptions(probe)
-        for name in lifecycle.transition_names:
-            method = getattr(klass, f"on_{name}", None)
-            if callable(method) and method is not getattr(_Base, f"on_{name}", None):
-                found[name].append(f"{klass.__name__}.on_{name}")
-            found[name] += [f"{klass.__name__}.{attr}" for attr, sub in subs if sub.transition == name]
-    return found
+    listed = list(callbacks)
+    names = lifecycle.transition_names
+    return {name: [b.label for cb in listed for b in bindings(cb, name)] for name in names}
 
 
 # -- the command --------------------------------------------------------------------------------------

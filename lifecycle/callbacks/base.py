@@ -112,10 +112,12 @@ class Event:
 
 
 def subscriptions(callback: object) -> list[tuple[str, Subscription]]:
-    """``(method name, subscription)`` for each ``@on`` method of ``callback``, in definition order."""
+    """``(method name, subscription)`` for each ``@on`` method of ``callback`` (a class or an instance),
+    in definition order."""
     found: list[tuple[str, Subscription]] = []
     seen: set[str] = set()
-    for klass in reversed(type(callback).__mro__):
+    cls = callback if isinstance(callback, type) else type(callback)
+    for klass in reversed(cls.__mro__):
         for name, member in vars(klass).items():
             subs = getattr(member, "__lifecycle_on__", None)
             if subs is None:
