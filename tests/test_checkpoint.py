@@ -27,7 +27,7 @@ from lifecycle.checkpoint import (
     verify_checkpoint,
     write_checkpoint,
 )
-from lifecycle.inspect import inspect_command
+from lifecycle.cli.inspect import inspect_command
 from lifecycle.resume import read_resume
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer

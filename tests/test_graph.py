@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from lifecycle import TRAINING_LIFECYCLE, Lifecycle, State, TrainerCallback, TrainerControl, TrainerState, on
+from lifecycle.cli.graph import graph_command
 from lifecycle.dispatch import Dispatcher
-from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels, graph_command
+from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels
 from lifecycle.machine import describe_guard
 
 REPO = Path(__file__).resolve().parents[1]
