@@ -15,7 +15,8 @@ Native style — any method decorated with ``@on(name, every=N, once=N)`` receiv
 
 Order: callbacks run in the order of the trainer's callback list (``DefaultFlowCallback`` first,
 then trackers, then yours, then the progress display); within one callback the ``on_<name>``
-method runs first, then its ``@on`` methods in the order they were defined.
+method runs first, then its ``@on`` methods in the order they were defined
+(:func:`lifecycle.callbacks.binding.bindings`).
 """
 
 from __future__ import annotations
