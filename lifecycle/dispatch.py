@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lifecycle.callbacks.base import Event, subscriptions
-from lifecycle.callbacks.base import TrainerCallback as _Base
+from lifecycle.callbacks.base import Event
+from lifecycle.callbacks.binding import bindings
 from lifecycle.control import RESETS, TrainerControl
 from lifecycle.machine import Guard, Lifecycle, LifecycleError, Transition, describe_guard, guard_arity
 
@@ -202,19 +202,17 @@ class Dispatcher:
         return list(wrapped)
 
     def _bind(self, name: str, callbacks: Iterable[object]) -> tuple[Step, ...]:
+        """A handler for each method the callbacks bind to transition ``name`` (:func:`bindings`)."""
         bound: list[Step] = []
         for cb in callbacks:
-            method = getattr(cb, f"on_{name}", None)
-            base = getattr(_Base, f"on_{name}", None)
-            if callable(method) and getattr(type(cb), f"on_{name}", None) is not base:
-                step = _hf_handler(method, self.runner, PAYLOAD_KEYS.get(name))
-                self._labels[step] = f"callback {type(cb).__name__}.on_{name}"
+            for attr, sub, label in bindings(cb, name):
+                method = getattr(cb, attr)
+                if sub is None:
+                    step = _hf_handler(method, self.runner, PAYLOAD_KEYS.get(name))
+                else:
+                    step = _native_handler(method, sub, self.runner, name, self.counts)
+                self._labels[step] = f"callback {label}"
                 bound.append(step)
-            for attr, sub in subscriptions(cb):
-                if sub.transition == name:
-                    step = _native_handler(getattr(cb, attr), sub, self.runner, name, self.counts)
-                    self._labels[step] = f"callback {type(cb).__name__}.{attr}"
-                    bound.append(step)
         return tuple(bound)
 
     def handlers(self, name: str) -> list[str]:

@@ -4,7 +4,8 @@ A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` wraps eac
 handler and effect, and each state's entry action, once, at compile time, with a
 ``perf_counter_ns`` timer that adds into a preallocated slot. Nothing is looked up while running; the
 cost is two clock reads per wrapped call (about 0.2 µs). The trainer writes ``trace.json`` into
-``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR`` reads it back::
+``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR`` reads it back
+(:mod:`lifecycle.cli.trace`)::
 
     $ lifecycle trace runs/demo                  # transitions and the slowest callbacks
     $ lifecycle trace runs/demo -o run.svg       # the lifecycle drawn as a heat map of the run
@@ -19,16 +20,15 @@ clock.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lifecycle.graph import EdgeStat, GraphvizNotFound, LifecycleGraph
+from lifecycle.graph import EdgeStat, LifecycleGraph
 from lifecycle.machine import Transition
 
-__all__ = ["TRACE_FILE", "Tracer", "load_trace", "trace_command"]
+__all__ = ["TRACE_FILE", "Tracer", "heat_graph", "load_trace"]
 
 TRACE_FILE = "trace.json"
 _FORMAT = "lifecycle-trace/1"
@@ -210,72 +210,3 @@ def heat_graph(trace: Mapping[str, Any]) -> LifecycleGraph:
     edges = {k: EdgeStat(v["count"], v["time_ns"]) for k, v in trace["edges"].items()}
     states = {k: EdgeStat(v["count"], v["time_ns"]) for k, v in trace["states"].items()}
     return graph.with_stats(edges, states)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Plain-text columns: names to the left, numbers to the right."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    numeric = [all(r[i][:1].isdigit() for r in rows) for i in range(len(header))]
-    fmt = "  ".join(f"{{:{'>' if num else '<'}{w}}}" for num, w in zip(numeric, widths, strict=True))
-    return "\n".join(
-        [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)]
-    )
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1e3:,.1f}"
-
-
-def _ms(ns: float) -> str:
-    return f"{ns / 1e6:,.2f}"
-
-
-def summary(trace: Mapping[str, Any], top: int = 10) -> str:
-    """The text ``lifecycle trace`` prints: transitions, states and the slowest callbacks."""
-    out: list[str] = []
-    if trace.get("failure"):
-        out += [f"the run failed: {trace['failure']}", ""]
-    fired = [(n, v) for n, v in trace["transitions"].items() if v["count"]]
-    rows = [[n, str(v["count"]), _ms(v["time_ns"]), _us(v["time_ns"] / v["count"])] for n, v in fired]
-    out += [
-        f"transitions of the {trace['lifecycle']!r} lifecycle (time in their callbacks)",
-        _table(["transition", "fired", "ms", "µs each"], rows),
-    ]
-    acted = [(n, v) for n, v in trace["states"].items() if v["time_ns"]]
-    acted.sort(key=lambda nv: -nv[1]["time_ns"])
-    rows = [[n, str(v["count"]), _ms(v["time_ns"]), _us(v["time_ns"] / max(v["count"], 1))] for n, v in acted]
-    out += ["", "states (time in their entry action)", _table(["state", "entered", "ms", "µs each"], rows)]
-    cbs = trace["callbacks"][:top]
-    total = sum(r["time_ns"] for r in trace["callbacks"]) or 1
-    rows = [
-        [
-            r["callback"],
-            r["transition"],
-            str(r["count"]),
-            _ms(r["time_ns"]),
-            _us(r["time_ns"] / max(r["count"], 1)),
-            f"{100 * r['time_ns'] / total:.1f}%",
-        ]
-        for r in cbs
-    ]
-    out += ["", f"slowest callbacks (top {len(cbs)} of {len(trace['callbacks'])})"]
-    out.append(
-        _table(["callback", "transition", "calls", "ms", "µs each", "share"], rows)
-        if rows
-        else "(no callbacks ran)"
-    )
-    return "\n".join(out) + "\n"
-
-
-def trace_command(run_dir: str, top: int = 10, output: str | None = None) -> int:
-    """``lifecycle trace RUN_DIR``: print where the time went; ``-o FILE`` draws the run as a heat map."""
-    try:
-        trace = load_trace(run_dir)
-        sys.stdout.write(summary(trace, top))
-        if output:
-            heat_graph(trace).render(output)
-            print(f"heat map written to {output}")
-    except (ValueError, KeyError, GraphvizNotFound, RuntimeError) as exc:
-        print(f"lifecycle trace: {exc}", file=sys.stderr)
-        return 1
-    return 0

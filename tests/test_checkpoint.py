@@ -28,7 +28,7 @@ from lifecycle.checkpoint import (
     write_checkpoint,
 )
 from lifecycle.checkpoint.contents import read_resume
-from lifecycle.inspect import inspect_command
+from lifecycle.cli.inspect import inspect_command
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
-from lifecycle.inspect import inspect_command
+from lifecycle.cli.inspect import inspect_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

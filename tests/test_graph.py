@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
-from lifecycle import TRAINING_LIFECYCLE, Lifecycle, State, TrainerCallback, on
-from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels, graph_command
+from lifecycle import TRAINING_LIFECYCLE, Lifecycle, State, TrainerCallback, TrainerControl, TrainerState, on
+from lifecycle.cli.graph import graph_command
+from lifecycle.dispatch import Dispatcher
+from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels
 from lifecycle.machine import describe_guard
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,6 +172,71 @@ def test_trainer_graph_lists_the_bound_callbacks_in_firing_order(tmp_path: Path)
     )
     mermaid = graph.to_mermaid()
     assert "▸ Watch.every_other" in mermaid and "▸ Averager.on_swa_end" in mermaid
+
+
+class Parent(TrainerCallback):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        pass
+
+    @on("step_end")
+    def tally(self, event: Any) -> None:
+        pass
+
+    @on("log")
+    @on("step_end", every=2)
+    def note(self, event: Any) -> None:
+        pass
+
+    @on("evaluate")
+    def judge(self, event: Any) -> None:
+        pass
+
+
+class Mixed(Parent):
+    def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:  # an override
+        pass
+
+    @on("save")
+    def tally(self, event: Any) -> None:  # re-declared: bound to save now, no longer to step_end
+        pass
+
+    @on("step_end")
+    def later(self, event: Any) -> None:
+        pass
+
+    def judge(self, event: Any) -> None:  # re-declared without @on: the parent's subscription holds
+        pass
+
+
+class IdleRunner:
+    """A runner whose entry actions and effects do nothing."""
+
+    def __init__(self) -> None:
+        self.state = TrainerState()
+        self.control = TrainerControl()
+        self.args = None
+        self.callback_kwargs: dict[str, Any] = {}
+        self.payload: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda: None
+
+
+def test_dispatcher_and_graph_bind_the_same_methods_in_the_same_order() -> None:
+    dispatcher = Dispatcher(SWA, IdleRunner(), [Mixed(), Watch(), Averager()])
+    from_classes = callback_labels(SWA, [Mixed, Watch, Averager])
+    from_instances = callback_labels(SWA, [Mixed(), Watch(), Averager()])
+    for name in SWA.transition_names:
+        bound = [h.removeprefix("callback ") for h in dispatcher.handlers(name)]
+        assert from_classes[name] == from_instances[name] == bound, name
+    assert from_classes["step_end"][:3] == ["Mixed.on_step_end", "Mixed.note", "Mixed.later"]
+    assert from_classes["log"] == ["Mixed.on_log", "Mixed.note"]
+    assert from_classes["save"] == ["Mixed.tally"]
+    assert from_classes["evaluate"] == ["Mixed.judge"]
+    assert from_classes["swa_end"] == ["Averager.on_swa_end"]
 
 
 def test_user_states_are_drawn_like_the_built_in_ones() -> None:

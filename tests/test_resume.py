@@ -25,8 +25,8 @@ import torch
 
 from lifecycle import EarlyStoppingCallback, PrinterCallback, TrainerCallback, TrainingArguments
 from lifecycle.checkpoint import list_checkpoints, newest_valid_checkpoint
+from lifecycle.cli.inspect import inspect_command
 from lifecycle.dispatch import CallbackError
-from lifecycle.inspect import inspect_command
 from lifecycle.trainer import Trainer
 
 TIMING = ("_runtime", "_per_second")

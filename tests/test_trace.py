@@ -16,8 +16,9 @@ import pytest
 
 from lifecycle import TRAINING_LIFECYCLE, CallbackError, State, Trainer, TrainerCallback, TrainingArguments
 from lifecycle.callbacks import EarlyStoppingCallback
+from lifecycle.cli.trace import trace_command
 from lifecycle.graph import LifecycleGraph
-from lifecycle.trace import heat_graph, load_trace, trace_command
+from lifecycle.trace import heat_graph, load_trace
 from tests.helpers import Classifier, Examples
 
 REPO = Path(__file__).resolve().parents[1]

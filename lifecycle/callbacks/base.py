@@ -15,7 +15,8 @@ Native style — any method decorated with ``@on(name, every=N, once=N)`` receiv
 
 Order: callbacks run in the order of the trainer's callback list (``DefaultFlowCallback`` first,
 then trackers, then yours, then the progress display); within one callback the ``on_<name>``
-method runs first, then its ``@on`` methods in the order they were defined.
+method runs first, then its ``@on`` methods in the order they were defined
+(:func:`lifecycle.callbacks.binding.bindings`).
 """
 
 from __future__ import annotations
@@ -112,10 +113,12 @@ class Event:
 
 
 def subscriptions(callback: object) -> list[tuple[str, Subscription]]:
-    """``(method name, subscription)`` for each ``@on`` method of ``callback``, in definition order."""
+    """``(method name, subscription)`` for each ``@on`` method of ``callback`` (a class or an instance),
+    in definition order."""
     found: list[tuple[str, Subscription]] = []
     seen: set[str] = set()
-    for klass in reversed(type(callback).__mro__):
+    cls = callback if isinstance(callback, type) else type(callback)
+    for klass in reversed(cls.__mro__):
         for name, member in vars(klass).items():
             subs = getattr(member, "__lifecycle_on__", None)
             if subs is None:

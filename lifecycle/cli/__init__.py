@@ -1,12 +1,12 @@
-"""The ``lifecycle`` command: ``demo``, ``graph``, ``inspect``, ``trace``.
+"""The ``lifecycle`` command: its arguments, and which module runs each subcommand.
 
-Only ``demo`` imports torch; the other commands answer without it.
+One module per subcommand (``demo``, ``graph``, ``inspect``, ``trace``), imported only when it runs:
+only ``demo`` imports torch; the other commands, and ``--help``, answer without it.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -52,21 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "demo":
-        from lifecycle.demo import run_demo
+        from lifecycle.cli.demo import run_demo
 
         return run_demo(ns.output_dir, epochs=ns.epochs, progress=not ns.no_progress)
     if ns.command == "graph":
-        from lifecycle.graph import graph_command
+        from lifecycle.cli.graph import graph_command
 
         return graph_command(ns.format, ns.lifecycle, ns.callbacks, ns.output)
     if ns.command == "inspect":
-        from lifecycle.inspect import inspect_command
+        from lifecycle.cli.inspect import inspect_command
 
         return inspect_command(ns.path)
-    from lifecycle.trace import trace_command
+    from lifecycle.cli.trace import trace_command
 
     return trace_command(ns.run_dir, top=ns.top, output=ns.output)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
