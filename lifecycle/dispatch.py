@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lifecycle.callbacks.base import Event
-from lifecycle.callbacks.binding import bindings
+from lifecycle.callbacks.binding import bindings, check_names
 from lifecycle.control import RESETS, TrainerControl
 from lifecycle.machine import Guard, Lifecycle, LifecycleError, Transition, describe_guard, guard_arity
 
@@ -80,6 +80,8 @@ class Dispatcher:
         self.tracer = tracer  # times every step and entry action (lifecycle.trace)
         self.counts: dict[str, int] = dict.fromkeys(lifecycle.transition_names, 0)
         self._labels: dict[Step, str] = {}
+        for callback in callbacks:
+            check_names(callback, lifecycle.transition_names)
         handlers = {name: self._bind(name, callbacks) for name in lifecycle.transition_names}
         self.nodes = {s.name: Node(s.name, self._action(s.name, s.action), s.rest) for s in lifecycle.states}
         for node in self.nodes.values():

@@ -262,6 +262,7 @@ class Trainer:
             self.state = self._new_state()
         carry = run.resumed.loss if run.resumed is not None else LossCarry()
         run.loss.total, run.grad_norm, run.learning_rate = carry.restore(self.device)
+        run.loss.drained = carry.drained
         state = self.state
         state.is_world_process_zero = self.topology.is_main
         state.is_local_process_zero = self.topology.local_rank == 0
@@ -383,7 +384,8 @@ class Trainer:
         self._record_log(logs)
 
     def summarize_training(self) -> None:
-        """State ``finish``: the training summary (runtime, throughput, mean training loss)."""
+        """State ``finish``: the training summary: runtime and throughput of this process's steps, and
+        the mean training loss of the whole run (a resumed run's included, carried in checkpoints)."""
         run, state = self._training(), self.state
         run.loss.drain()
         steps = state.global_step - run.first_step
@@ -394,7 +396,7 @@ class Trainer:
             "train_samples_per_second": round(samples / runtime, 3) if runtime else 0.0,
             "train_steps_per_second": round(steps / runtime, 3) if runtime else 0.0,
             "total_flos": state.total_flos,
-            "train_loss": run.loss.drained / max(steps, 0.001),
+            "train_loss": run.loss.drained / state.global_step if state.global_step else 0.0,
         }
         run.output = TrainOutput(state.global_step, metrics["train_loss"], metrics)
         self._record_log(dict(metrics))
@@ -420,8 +422,8 @@ class Trainer:
         p.evaluations_left -= 1
         output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix)
         p.evaluated_step = self.state.global_step
+        self._record_log(output.metrics)  # adds the epoch: evaluate's callbacks see it, as in transformers
         call.metrics.update(output.metrics)
-        self._record_log(dict(output.metrics))
         self.dispatcher.emit("log")
         self.payload = {"metrics": output.metrics}
 

@@ -132,6 +132,7 @@ def trainer(
     train_size: int = 23,
     ballast: int = 0,
     loading: str | None = None,
+    patience: int = 4,
     **changes: Any,
 ) -> Trainer:
     torch.manual_seed(0)
@@ -140,16 +141,16 @@ def trainer(
         arguments(output_dir, **changes),
         train_dataset=(CountingPoints if loading else Points)(train_size, seed=1),
         eval_dataset=Points(9, seed=2),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=4, early_stopping_threshold=0.02), *extra],
+        callbacks=[
+            EarlyStoppingCallback(early_stopping_patience=patience, early_stopping_threshold=0.02),
+            *extra,
+        ],
     )
 
 
 def comparable(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Log entries without timings; the train summary covers one process, so its ``train_*`` go too."""
-    return [
-        {k: v for k, v in entry.items() if not k.endswith(TIMING) and not k.startswith("train_")}
-        for entry in history
-    ]
+    """Log entries without timings (``train_loss`` stays: a resumed run reports the whole run's)."""
+    return [{k: v for k, v in entry.items() if not k.endswith(TIMING)} for entry in history]
 
 
 def params(t: Trainer) -> dict[str, torch.Tensor]:
@@ -272,12 +273,31 @@ def test_resuming_a_finished_run_runs_no_epoch(tmp_path: Path) -> None:
     from tests.helpers import Recorder
 
     changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
-    trainer(tmp_path, **changes).train()
+    finished = trainer(tmp_path, **changes).train()
     recorder = Recorder()
     resumed = trainer(tmp_path, recorder, **changes)
-    resumed.train(resume_from_checkpoint=True)
+    again = resumed.train(resume_from_checkpoint=True)
     assert resumed.state.global_step == 12
     assert [e for e, _ in recorder.events] == ["init_end", "train_begin", "log", "train_end"]
+    assert again.training_loss == finished.training_loss  # the whole run's, not a mean over no step
+
+
+@pytest.mark.parametrize("longer", [{"num_train_epochs": 5}, {"max_steps": 18}], ids=["epochs", "max_steps"])
+def test_a_finished_run_trains_longer_when_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, longer: dict[str, Any]
+) -> None:
+    """Resumed with a larger num_train_epochs or max_steps, a run that had ended trains on to the new end
+    as one run of that length would (a constant schedule, so the length does not change the rates)."""
+    constant = {"lr_scheduler_type": "constant", "save_steps": 4, "patience": 100}
+    whole = trainer(tmp_path / "whole", **constant, **longer)
+    whole.train()
+    trainer(tmp_path / "longer", **constant).train()
+    longer_run = trainer(tmp_path / "longer", **constant, **longer)
+    with caplog.at_level(logging.WARNING):
+        longer_run.train(resume_from_checkpoint=True)
+    assert "ended at step 12; training on to step" in caplog.text
+    assert longer_run.state.global_step == whole.state.global_step > 12
+    assert_same_run(whole, longer_run)
 
 
 def test_resume_at_an_epoch_boundary(tmp_path: Path) -> None:

@@ -44,9 +44,14 @@ class CallbackHandler:
         return "\n".join(type(cb).__name__ for cb in self.callbacks)
 
     def add_callback(self, callback: CallbackSpec) -> None:
-        """Append a callback (class or instance); it runs after those already there."""
+        """Append a callback (class or instance); it runs after those already there. One that cannot
+        bind (a misspelt transition, say) is refused and the list stays as it was."""
         self._append(callback)
-        self._recompile()
+        try:
+            self._recompile()
+        except Exception:
+            self.callbacks.pop()
+            raise
 
     def pop_callback(self, callback: CallbackSpec) -> TrainerCallback | None:
         """Remove and return the first callback that is ``callback`` (or an instance of that class)."""

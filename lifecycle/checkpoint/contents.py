@@ -71,11 +71,13 @@ class LossCarry:
 
     total: float = 0.0
     dtype: str = "float32"
+    drained: float = 0.0
+    """Every loss logged so far in the run, summed: what the final ``train_loss`` is the mean of."""
     grad_norm: float | None = None
     learning_rate: float = 0.0
 
     def restore(self, device: Any) -> tuple[Any, Any, float]:
-        """``(loss total tensor on device, grad norm tensor or None, learning rate)``."""
+        """``(loss total tensor on device, grad norm tensor or None, learning rate)``; see ``drained``."""
         import torch
 
         dtype = getattr(torch, self.dtype, None)
@@ -112,6 +114,7 @@ class ResumeState:
         sampler: Any,
         epoch_rng: RngState | None = None,
         passes: int = 0,
+        drained: float = 0.0,
     ) -> ResumeState:
         """The random generators now, and the trainer's loss accumulation, flags and sampler."""
         identity = getattr(sampler, "identity", None)
@@ -124,6 +127,7 @@ class ResumeState:
                 dtype=str(loss_total.dtype).removeprefix("torch."),
                 grad_norm=None if grad_norm is None else float(grad_norm),
                 learning_rate=learning_rate,
+                drained=drained,
             ),
             control=attrs.asdict(control),
             sampler=identity() if callable(identity) else {},
@@ -240,24 +244,31 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _stateful(cb: object) -> bool:
+    """Our protocol: ``state_dict()`` / ``load_state_dict(state)``."""
     return callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None))
 
 
+def _exportable(cb: object) -> bool:
+    """transformers' ``ExportableState``: ``state()`` returns ``{"args": ..., "attributes": ...}``."""
+    return not _stateful(cb) and callable(getattr(cb, "state", None))
+
+
 def callback_states(callbacks: Iterable[object]) -> dict[str, list[Any]]:
-    """Each stateful callback's ``state_dict()``, by class name, in callback order (a list per class,
-    so two callbacks of one class keep one entry each)."""
+    """Each stateful callback's state, by class name, in callback order (a list per class, so two
+    callbacks of one class keep one entry each): ``state_dict()``, or transformers' ``state()``."""
     saved: dict[str, list[Any]] = {}
     for cb in callbacks:
-        if not _stateful(cb):
-            continue
         name = type(cb).__name__
-        state = cb.state_dict()  # type: ignore[attr-defined]
+        if _stateful(cb):
+            state, method = cb.state_dict(), "state_dict()"  # type: ignore[attr-defined]
+        elif _exportable(cb):
+            state, method = cb.state(), "state()"  # type: ignore[attr-defined]
+        else:
+            continue
         try:
             json.dumps(state)
         except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"callback {name}.state_dict() must return plain JSON data: {exc}"
-            ) from None
+            raise CheckpointError(f"callback {name}.{method} must return plain JSON data: {exc}") from None
         saved.setdefault(name, []).append(state)
     return saved
 
@@ -267,7 +278,7 @@ def restore_callback_states(callbacks: Iterable[object], saved: Mapping[str, Any
     n-th state saved for that class. Callbacks with no saved state keep theirs, with a warning."""
     seen: dict[str, int] = {}
     for cb in callbacks:
-        if not _stateful(cb):
+        if not (_stateful(cb) or _exportable(cb)):
             continue
         name = type(cb).__name__
         index = seen.get(name, 0)
@@ -280,9 +291,16 @@ def restore_callback_states(callbacks: Iterable[object], saved: Mapping[str, Any
             )
             continue
         try:
-            cb.load_state_dict(states[index])  # type: ignore[attr-defined]
+            if _stateful(cb):
+                cb.load_state_dict(states[index])  # type: ignore[attr-defined]
+            else:
+                _restore_exported(cb, states[index])
+        except CheckpointError:
+            raise
         except Exception as exc:
-            raise CheckpointError(f"{STATE_FILE}: callback {name}.load_state_dict failed: {exc}") from exc
+            raise CheckpointError(
+                f"{STATE_FILE}: callback {name}: restoring its state failed: {exc}"
+            ) from exc
     for name, states in saved.items():
         count = len(states) if isinstance(states, list) else 1
         if count > seen.get(name, 0):
@@ -292,6 +310,27 @@ def restore_callback_states(callbacks: Iterable[object], saved: Mapping[str, Any
                 name,
                 seen.get(name, 0),
             )
+
+
+def _restore_exported(cb: object, state: Any) -> None:
+    """transformers' ``ExportableState``, restored in place: the saved attributes are set on the
+    callback as it is (transformers builds a new one from the saved arguments instead)."""
+    name = type(cb).__name__
+    attributes = state.get("attributes") if isinstance(state, dict) else None
+    if not isinstance(attributes, dict):
+        raise CheckpointError(
+            f"{STATE_FILE}: callback {name}: expected {{'args': ..., 'attributes': {{...}}}}"
+        )
+    for key, value in attributes.items():
+        setattr(cb, key, value)
+    now = cb.state().get("args", {})  # type: ignore[attr-defined]
+    if state.get("args", now) != now:
+        logger.warning(
+            "callback %s was saved with arguments %s and is built with %s now; the current ones stay",
+            name,
+            state.get("args"),
+            now,
+        )
 
 
 def load_weights(folder: Path, model: Any, device: str) -> None:

@@ -52,6 +52,7 @@ def _capture(trainer: Trainer, run: TrainingRun) -> RankState:
         getattr(run.loader, "sampler", None),
         run.epoch_rng,
         run.batches.passes if isinstance(run.batches, Stream) else 0,
+        run.loss.drained,
     )
     return resumable, run.loader.state_dict() if run.resume_method == "state_dict" else None
 
@@ -103,5 +104,24 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     if resumed is not None:
         resumed.check_sampler(getattr(run.loader, "sampler", None), path)
         trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
+        if _trains_longer(trainer, state, run):
+            trainer.control.should_training_stop = False
     run.resumed = resumed
     return state
+
+
+def _trains_longer(trainer: Trainer, saved: TrainerState, run: TrainingRun) -> bool:
+    """The checkpoint's run had reached its end and this one is longer: it trains on (a stop that a
+    callback asked for before the end, early stopping say, stands)."""
+    ended = trainer.control.should_training_stop and saved.global_step >= saved.max_steps
+    if ended and run.plan.max_steps > saved.global_step:
+        logger.warning(
+            "the checkpoint's run ended at step %d; training on to step %d (the schedule is rebuilt "
+            "for %d steps and goes on from step %d)",
+            saved.global_step,
+            run.plan.max_steps,
+            run.plan.max_steps,
+            saved.global_step,
+        )
+        return True
+    return False
