@@ -24,7 +24,7 @@ __all__ = ["SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "conv
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
 
 LogEntry = dict[str, Any]
@@ -50,6 +50,10 @@ class Position:
     evaluated_step: int = -1
     evaluations_left: int = 0
     """Evaluation datasets still to go in the evaluation under way (``eval_dataset`` as a dict)."""
+    fired: dict[str, int] = attrs.field(factory=dict)
+    """How often each transition had fired when the checkpoint was taken, counting the exit out of
+    ``save`` that follows it: a resumed run goes on counting from there, so ``@on(every=N, once=N)``
+    handlers fire at the steps they fire at in the uninterrupted run."""
     unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Fields written by a newer release, kept so that saving again loses nothing."""
 

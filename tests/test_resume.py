@@ -23,7 +23,7 @@ import numpy
 import pytest
 import torch
 
-from lifecycle import EarlyStoppingCallback, PrinterCallback, TrainerCallback, TrainingArguments
+from lifecycle import EarlyStoppingCallback, PrinterCallback, TrainerCallback, TrainingArguments, on
 from lifecycle.checkpoint import list_checkpoints, newest_valid_checkpoint
 from lifecycle.cli.inspect import inspect_command
 from lifecycle.dispatch import CallbackError
@@ -298,6 +298,67 @@ def test_a_finished_run_trains_longer_when_asked(
     assert "ended at step 12; training on to step" in caplog.text
     assert longer_run.state.global_step == whole.state.global_step > 12
     assert_same_run(whole, longer_run)
+
+
+class EMA(TrainerCallback):
+    """An exponential moving average of the weights: a callback state made of tensors."""
+
+    def __init__(self) -> None:
+        self.shadow: dict[str, torch.Tensor] | None = None
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+        weights = {n: p.detach().clone() for n, p in model.named_parameters()}
+        if self.shadow is None:
+            self.shadow = weights
+        else:
+            for name, value in weights.items():
+                self.shadow[name].mul_(0.9).add_(value, alpha=0.1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shadow": self.shadow, "version": 1}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.shadow = state["shadow"]
+
+
+class Every(TrainerCallback):
+    """Native handlers with counting filters; records where each fired."""
+
+    def __init__(self) -> None:
+        self.fired: list[tuple[str, int]] = []
+
+    @on("step_end", every=3)
+    def every_third_step(self, event: Any) -> None:
+        self.fired.append(("step_end", event.state.global_step))
+
+    @on("evaluate", every=2)
+    def every_other_evaluation(self, event: Any) -> None:
+        self.fired.append(("evaluate", event.state.global_step))
+
+    @on("save", once=7)
+    def seventh_save(self, event: Any) -> None:
+        self.fired.append(("save", event.state.global_step))
+
+
+@pytest.mark.parametrize("step", [5, 8], ids=lambda s: f"step{s}")
+def test_counted_handlers_and_tensor_states_resume_where_they_stood(tmp_path: Path, step: int) -> None:
+    """``@on(every=, once=)`` fire at the same steps across a resume; an EMA of tensors resumes exactly."""
+    whole_ema, whole_every = EMA(), Every()
+    trainer(tmp_path / "whole", whole_ema, whole_every).train()
+
+    first_every = Every()
+    first = trainer(tmp_path / "cut", EMA(), first_every, Interrupt(step))
+    with pytest.raises(CallbackError, match="interrupted"):
+        first.train()
+    assert (tmp_path / "cut" / f"checkpoint-{step}" / "callbacks.safetensors").is_file()
+    ema, every = EMA(), Every()
+    trainer(tmp_path / "cut", ema, every).train(resume_from_checkpoint=True)
+
+    assert first_every.fired + every.fired == whole_every.fired
+    assert ("save", 7) in whole_every.fired
+    assert ema.shadow is not None and whole_ema.shadow is not None
+    for name, value in whole_ema.shadow.items():
+        assert torch.equal(ema.shadow[name], value), f"EMA of {name} differs"
 
 
 def test_resume_at_an_epoch_boundary(tmp_path: Path) -> None:

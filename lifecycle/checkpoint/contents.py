@@ -2,18 +2,19 @@
 
 ``checkpoint-<step>/``:
 
-=======================  ========================================================================
-``model.safetensors``    the weights (safetensors: no code can hide in it)
-``optimizer.pt``         optimizer state dict  } tensors and plain containers only, read with
-``scheduler.pt``         scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
-``scaler.pt``            grad scaler, if any   } anything else is refused
-``dataloader.pt``        the training loader's own ``state_dict``, when it has one (torchdata's
-                         ``StatefulDataLoader``); read like the optimizer's
-``resume.json``          :class:`ResumeState`: random generators, loss since the last log, flags
-``*-rank<r>.*``          ``resume.json`` and ``dataloader.pt`` of rank ``r`` of a distributed run
-``trainer_state.json``   :class:`~lifecycle.TrainerState`, with ``position`` and callback states
-``manifest.json``        size and sha256 of every file above
-=======================  ========================================================================
+=========================  ==========================================================================
+``model.safetensors``      the weights (safetensors: no code can hide in it)
+``optimizer.pt``           optimizer state dict  } tensors and plain containers only, read with
+``scheduler.pt``           scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
+``scaler.pt``              grad scaler, if any   } anything else is refused
+``dataloader.pt``          the training loader's own ``state_dict``, when it has one (torchdata's
+                           ``StatefulDataLoader``); read like the optimizer's
+``resume.json``            :class:`ResumeState`: random generators, loss since the last log, flags
+``*-rank<r>.*``            ``resume.json`` and ``dataloader.pt`` of rank ``r`` of a distributed run
+``trainer_state.json``     :class:`~lifecycle.TrainerState`, with ``position`` and callback states
+``callbacks.safetensors``  tensors held in callbacks' states (:mod:`lifecycle.checkpoint.callback_state`)
+``manifest.json``          size and sha256 of every file above
+=========================  ==========================================================================
 
 This module imports torch only inside the functions that move tensors, so ``lifecycle inspect``
 can read ``resume.json`` without it.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,12 @@ __all__ = [
     "RESUME_FILE",
     "LossCarry",
     "ResumeState",
-    "callback_states",
     "load_state_dicts",
     "load_weights",
     "parts",
     "rank_file",
     "read_resume",
     "read_state",
-    "restore_callback_states",
     "save_loader_states",
     "save_state_dicts",
     "save_weights",
@@ -241,96 +240,6 @@ def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _stateful(cb: object) -> bool:
-    """Our protocol: ``state_dict()`` / ``load_state_dict(state)``."""
-    return callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None))
-
-
-def _exportable(cb: object) -> bool:
-    """transformers' ``ExportableState``: ``state()`` returns ``{"args": ..., "attributes": ...}``."""
-    return not _stateful(cb) and callable(getattr(cb, "state", None))
-
-
-def callback_states(callbacks: Iterable[object]) -> dict[str, list[Any]]:
-    """Each stateful callback's state, by class name, in callback order (a list per class, so two
-    callbacks of one class keep one entry each): ``state_dict()``, or transformers' ``state()``."""
-    saved: dict[str, list[Any]] = {}
-    for cb in callbacks:
-        name = type(cb).__name__
-        if _stateful(cb):
-            state, method = cb.state_dict(), "state_dict()"  # type: ignore[attr-defined]
-        elif _exportable(cb):
-            state, method = cb.state(), "state()"  # type: ignore[attr-defined]
-        else:
-            continue
-        try:
-            json.dumps(state)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(f"callback {name}.{method} must return plain JSON data: {exc}") from None
-        saved.setdefault(name, []).append(state)
-    return saved
-
-
-def restore_callback_states(callbacks: Iterable[object], saved: Mapping[str, Any]) -> None:
-    """Give every stateful callback its saved state, in place: the n-th callback of a class gets the
-    n-th state saved for that class. Callbacks with no saved state keep theirs, with a warning."""
-    seen: dict[str, int] = {}
-    for cb in callbacks:
-        if not (_stateful(cb) or _exportable(cb)):
-            continue
-        name = type(cb).__name__
-        index = seen.get(name, 0)
-        seen[name] = index + 1
-        states = saved.get(name, [])
-        states = states if isinstance(states, list) else [states]
-        if index >= len(states):
-            logger.warning(
-                "the checkpoint holds no state for callback %s #%d; it starts afresh", name, index + 1
-            )
-            continue
-        try:
-            if _stateful(cb):
-                cb.load_state_dict(states[index])  # type: ignore[attr-defined]
-            else:
-                _restore_exported(cb, states[index])
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(
-                f"{STATE_FILE}: callback {name}: restoring its state failed: {exc}"
-            ) from exc
-    for name, states in saved.items():
-        count = len(states) if isinstance(states, list) else 1
-        if count > seen.get(name, 0):
-            logger.warning(
-                "the checkpoint holds %d state(s) for callback %s; %d such callback(s) here",
-                count,
-                name,
-                seen.get(name, 0),
-            )
-
-
-def _restore_exported(cb: object, state: Any) -> None:
-    """transformers' ``ExportableState``, restored in place: the saved attributes are set on the
-    callback as it is (transformers builds a new one from the saved arguments instead)."""
-    name = type(cb).__name__
-    attributes = state.get("attributes") if isinstance(state, dict) else None
-    if not isinstance(attributes, dict):
-        raise CheckpointError(
-            f"{STATE_FILE}: callback {name}: expected {{'args': ..., 'attributes': {{...}}}}"
-        )
-    for key, value in attributes.items():
-        setattr(cb, key, value)
-    now = cb.state().get("args", {})  # type: ignore[attr-defined]
-    if state.get("args", now) != now:
-        logger.warning(
-            "callback %s was saved with arguments %s and is built with %s now; the current ones stay",
-            name,
-            state.get("args"),
-            now,
-        )
 
 
 def load_weights(folder: Path, model: Any, device: str) -> None:

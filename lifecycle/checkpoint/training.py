@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import contents, folder
+from lifecycle.checkpoint import callback_state, contents, folder
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
 
@@ -63,7 +63,8 @@ def _write_files(trainer: Trainer, run: TrainingRun, into: Path, ranks: list[Ran
     for rank, (resumable, _) in enumerate(ranks):
         contents.write_resume(into, resumable, rank)
     contents.save_loader_states(into, [loader_state for _, loader_state in ranks])
-    trainer.state.stateful_callbacks = contents.callback_states(trainer.callbacks)
+    trainer.state.stateful_callbacks, tensors = callback_state.callback_states(trainer.callbacks)
+    callback_state.save_callback_tensors(into, tensors)
     trainer.state.save_to_json(into / folder.STATE_FILE)
 
 
@@ -72,6 +73,9 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
     rotate old ones out, and let no rank go on before it is whole."""
     state, args = trainer.state, trainer.args
     state.position.saved_step = state.global_step
+    fired = state.position.fired = dict(trainer.dispatcher.counts)
+    for leaving in trainer.dispatcher.node.edges[:1]:  # out of the saving state, once it is whole
+        fired[leaving.name] += 1
     if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
         state.best_model_checkpoint = str(Path(args.output_dir) / f"{folder.PREFIX}{state.global_step}")
     ranks = distributed.gather_on_main(_capture(trainer, run))
@@ -88,6 +92,8 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     """Restore weights, optimizer, schedule, scaler, loader, callback states and flags from ``path``;
     ``run.resumed`` takes this rank's resume state. Returns the checkpoint's :class:`TrainerState`."""
     state = contents.read_state(path)
+    counts = trainer.dispatcher.counts
+    counts.update((name, n) for name, n in state.position.fired.items() if name in counts)
     rank = trainer.topology.rank
     resumed = contents.read_resume(path, rank)
     contents.load_weights(path, trainer.model, str(trainer.device))
@@ -100,7 +106,8 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
         # uninterrupted run (random draws made here are undone when the epoch begins)
         iter(run.loader)
     if trainer.args.restore_callback_states_from_checkpoint:
-        contents.restore_callback_states(trainer.callbacks, state.stateful_callbacks)
+        tensors = callback_state.load_callback_tensors(path)
+        callback_state.restore_callback_states(trainer.callbacks, state.stateful_callbacks, tensors)
     if resumed is not None:
         resumed.check_sampler(getattr(run.loader, "sampler", None), path)
         trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
