@@ -19,8 +19,8 @@ import pytest
 from lifecycle import TRAINING_LIFECYCLE, Lifecycle, State, TrainerCallback, on
 from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels, graph_command
 from lifecycle.machine import describe_guard
+from tests.support.processes import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
 
 

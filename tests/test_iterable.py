@@ -13,7 +13,7 @@ import torch
 
 from lifecycle import ArgumentError, Trainer, TrainingArguments
 from lifecycle.dispatch import CallbackError
-from tests.helpers import Classifier, Examples
+from tests.support.helpers import Classifier, Examples
 from tests.test_resume import Interrupt, Net, Points, assert_same_run
 
 

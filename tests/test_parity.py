@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from tests.parity import run
+from tests.support.parity import run
 
 EPOCH_STOP = ("should_epoch_stop", 2)
 TRAIN_STOP = ("should_training_stop", 5)

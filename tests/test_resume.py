@@ -269,7 +269,7 @@ def test_early_stop_resumed_from_the_stopping_checkpoint(tmp_path: Path) -> None
 
 def test_resuming_a_finished_run_runs_no_epoch(tmp_path: Path) -> None:
     """The last checkpoint of an epoch-strategy run was written after the final epoch had ended."""
-    from tests.helpers import Recorder
+    from tests.support.helpers import Recorder
 
     changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
     trainer(tmp_path, **changes).train()

@@ -18,9 +18,8 @@ from lifecycle import TRAINING_LIFECYCLE, CallbackError, State, Trainer, Trainer
 from lifecycle.callbacks import EarlyStoppingCallback
 from lifecycle.graph import LifecycleGraph
 from lifecycle.trace import heat_graph, load_trace, trace_command
-from tests.helpers import Classifier, Examples
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.helpers import Classifier, Examples
+from tests.support.processes import REPO
 
 
 def swa_due(state: Any, control: Any) -> bool:

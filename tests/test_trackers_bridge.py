@@ -7,7 +7,6 @@ import json
 import logging
 import multiprocessing
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle.integrations import METRICS_FILE, GeneralTracker, on_main_process, read_jsonl
-from tests.trackers_helpers import Recorder, expected_points, isolate, make_trainer
+from tests.support.trackers import Recorder, expected_points, isolate, make_trainer
 
 
 @pytest.fixture(autouse=True)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle.integrations import METRICS_FILE, JSONLTracker, TrackerCallback, read_jsonl
 from lifecycle.trace import TRACE_FILE
-from tests.trackers_helpers import isolate, make_trainer
+from tests.support.trackers import isolate, make_trainer
 
 
 @pytest.fixture(autouse=True)

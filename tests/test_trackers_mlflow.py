@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tests.trackers_helpers import expected_points, isolate, make_trainer
+from tests.support.trackers import expected_points, isolate, make_trainer
 
 tracking = pytest.importorskip("mlflow.tracking")
 

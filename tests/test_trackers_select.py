@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle import ArgumentError, TrainingArguments
 from lifecycle.integrations import (
     KNOWN_TRACKERS,
@@ -21,7 +20,8 @@ from lifecycle.integrations import (
     tracker_callbacks,
 )
 from lifecycle.integrations.registry import KnownTracker, installed
-from tests.trackers_helpers import REPO, Recorder, isolate, make_trainer
+from tests.support.processes import REPO
+from tests.support.trackers import Recorder, isolate, make_trainer
 
 
 @pytest.fixture(autouse=True)

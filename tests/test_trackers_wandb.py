@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from trackers_wandb_reader import run_contents
-
-from tests.trackers_helpers import expected_points, isolate, make_trainer
+from tests.support.trackers import expected_points, isolate, make_trainer
+from tests.support.wandb_reader import run_contents
 
 wandb = pytest.importorskip("wandb")
 

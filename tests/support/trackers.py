@@ -9,9 +9,7 @@ from typing import Any
 
 from lifecycle import Trainer, TrainingArguments
 from lifecycle.integrations import GeneralTracker
-from tests.helpers import Classifier, Examples
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.helpers import Classifier, Examples
 
 #: settings every tracker test runs under: nothing phones home, nothing lands in the real HOME
 QUIET_ENV = {
