@@ -15,12 +15,9 @@ import pytest
 import torch
 
 from lifecycle.integrations import METRICS_FILE, GeneralTracker, on_main_process, read_jsonl
-from tests.support.trackers import Recorder, expected_points, isolate, make_trainer
+from tests.support.trackers import Recorder, expected_points, make_trainer
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def odd_metrics(prediction: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import SCRIPTS, child_env
-from tests.support.trackers import expected_points, isolate, tag_of
+from tests.support.trackers import expected_points, tag_of
 
 pytest.importorskip("comet_ml")
 
@@ -31,9 +31,7 @@ def _can_unshare() -> bool:
 NO_NETWORK = _can_unshare()
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def run_training(out: Path) -> tuple[dict[str, Any], str]:

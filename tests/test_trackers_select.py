@@ -21,12 +21,9 @@ from lifecycle.integrations import (
 )
 from lifecycle.integrations.registry import KnownTracker, installed
 from tests.support.processes import REPO
-from tests.support.trackers import Recorder, isolate, make_trainer
+from tests.support.trackers import Recorder, make_trainer
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def names(report_to: object, tmp_path: Path) -> list[str]:

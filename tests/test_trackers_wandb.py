@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.trackers import expected_points, isolate, make_trainer
+from tests.support.trackers import expected_points, make_trainer
 from tests.support.wandb_reader import run_contents
 
 wandb = pytest.importorskip("wandb")
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")  # WANDB_MODE=offline among the quiet settings
+pytestmark = pytest.mark.usefixtures("tracker_env")  # WANDB_MODE=offline among the quiet settings
 
 
 def test_config_and_history_read_back(tmp_path: Path) -> None:
