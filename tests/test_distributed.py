@@ -15,6 +15,8 @@ from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
 from lifecycle.inspect import inspect_command
 from tests.support.processes import SCRIPTS, child_env
 
+pytestmark = pytest.mark.slow
+
 
 def torchrun(out: Path, *arguments: str) -> list[dict[str, Any]]:
     """Run ``tests/scripts/distributed_run.py out *arguments`` on two ranks; what each rank wrote."""

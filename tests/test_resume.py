@@ -251,6 +251,7 @@ def _start(output_dir: Path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 

@@ -188,9 +188,12 @@ def _loopback_works() -> bool:
         return False
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not _loopback_works(),
+    reason="needs torch.distributed and a loopback interface for gloo",
+)
 def test_only_rank_zero_reports_unless_the_tracker_says_otherwise(tmp_path: Path) -> None:
-    if not torch.distributed.is_available() or not _loopback_works():
-        pytest.skip("needs torch.distributed and a loopback interface for gloo")
     spawn = multiprocessing.get_context("spawn")  # forking a process that has run torch can deadlock
     ranks = [spawn.Process(target=_train_as_rank, args=(rank, str(tmp_path))) for rank in (0, 1)]
     for process in ranks:

@@ -31,7 +31,7 @@ def _can_unshare() -> bool:
 NO_NETWORK = _can_unshare()
 
 
-pytestmark = pytest.mark.usefixtures("tracker_env")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracker_env")]  # each test trains in a process
 
 
 def run_training(out: Path) -> tuple[dict[str, Any], str]:
