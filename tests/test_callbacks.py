@@ -20,7 +20,7 @@ from lifecycle import (
     on,
 )
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
-from tests.helpers import Classifier, Examples, Recorder
+from tests.support.helpers import Classifier, Examples, Recorder
 
 
 def make_trainer(tmp_path: Path, callbacks: list[Any], **args: Any) -> Trainer:

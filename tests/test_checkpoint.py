@@ -31,8 +31,7 @@ from lifecycle.checkpoint.contents import read_resume
 from lifecycle.cli.inspect import inspect_command
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.processes import child_env
 
 
 class Pairs(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
@@ -365,10 +364,11 @@ def test_inspect_runs_without_torch(trained: Path) -> None:
         "import sys; from lifecycle.cli import main; rc = main(['inspect', sys.argv[1]]); "
         "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
     )
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     done = subprocess.run(
-        [sys.executable, "-c", code, str(trained / "checkpoint-4")], capture_output=True, text=True, env=env
+        [sys.executable, "-c", code, str(trained / "checkpoint-4")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
     )
     assert done.returncode == 0, done.stderr
     assert "EarlyStopping" not in done.stdout and "step           4 of 8" in done.stdout

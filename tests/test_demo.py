@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,11 +13,17 @@ import pytest
 
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
 
+pytestmark = pytest.mark.slow
 
-@pytest.mark.parametrize("graphviz", [True, False], ids=["with-dot", "without-dot"])
+
+@pytest.mark.parametrize(
+    "graphviz",
+    [
+        pytest.param(True, marks=pytest.mark.needs_program("dot"), id="with-dot"),
+        pytest.param(False, id="without-dot"),
+    ],
+)
 def test_demo_writes_checkpoints_metrics_tensorboard_graph_and_trace(tmp_path: Path, graphviz: bool) -> None:
-    if graphviz and shutil.which("dot") is None:
-        pytest.skip("Graphviz's dot is not installed")
     out = tmp_path / "demo"
     env = dict(os.environ) if graphviz else {**os.environ, "PATH": str(tmp_path / "empty")}
     done = subprocess.run(

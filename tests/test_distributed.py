@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +13,16 @@ import pytest
 
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
 from lifecycle.cli.inspect import inspect_command
+from tests.support.processes import SCRIPTS, child_env
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
 
 
 def torchrun(out: Path, *arguments: str) -> list[dict[str, Any]]:
-    """Run ``tests/distributed_run.py out *arguments`` on two ranks; what each rank wrote."""
+    """Run ``tests/scripts/distributed_run.py out *arguments`` on two ranks; what each rank wrote."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(ROOT / "tests" / "distributed_run.py"), str(out), *arguments]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+               str(SCRIPTS / "distributed_run.py"), str(out), *arguments]  # fmt: skip
+    env = child_env(OMP_NUM_THREADS="1")
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:

@@ -4,7 +4,6 @@ each edge, user-added states, notebooks, and the ``lifecycle graph`` command in 
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -21,9 +20,7 @@ from lifecycle.cli.graph import graph_command
 from lifecycle.dispatch import Dispatcher
 from lifecycle.graph import GraphvizNotFound, LifecycleGraph, callback_labels
 from lifecycle.machine import describe_guard
-
-REPO = Path(__file__).resolve().parents[1]
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+from tests.support.processes import REPO
 
 
 def swa_due(state: Any, control: Any) -> bool:
@@ -82,7 +79,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 # -- DOT through the real dot ------------------------------------------------------------------------
-@needs_dot
+@pytest.mark.needs_program("dot")
 def test_svg_names_every_state_and_transition(tmp_path: Path) -> None:
     path = TRAINING_LIFECYCLE.render(tmp_path / "lifecycle.svg")
     text = svg_text(path.read_bytes())
@@ -96,14 +93,14 @@ def test_svg_names_every_state_and_transition(tmp_path: Path) -> None:
         assert f"[{guard}]" in text
 
 
-@needs_dot
+@pytest.mark.needs_program("dot")
 def test_png_decodes_with_a_sensible_size(tmp_path: Path) -> None:
     path = TRAINING_LIFECYCLE.render(tmp_path / "lifecycle.png")
     width, height = png_size(path.read_bytes())
     assert 600 < width < 4000 and 600 < height < 4000
 
 
-@needs_dot
+@pytest.mark.needs_program("dot")
 def test_format_argument_overrides_the_suffix_and_unknown_suffixes_are_refused(tmp_path: Path) -> None:
     out = TRAINING_LIFECYCLE.render(tmp_path / "drawing.bin", format="svg")
     assert ET.fromstring(out.read_bytes()).tag.endswith("svg")
@@ -264,7 +261,7 @@ def test_graph_round_trips_through_a_dict() -> None:
 
 
 # -- notebooks and a missing dot ------------------------------------------------------------------------
-@needs_dot
+@pytest.mark.needs_program("dot")
 def test_notebooks_get_svg() -> None:
     bundle = TRAINING_LIFECYCLE._repr_mimebundle_()
     assert ET.fromstring(bundle["image/svg+xml"]).tag.endswith("svg")
@@ -345,7 +342,7 @@ def test_graph_command_draws_a_user_lifecycle_with_callbacks_without_torch(tmp_p
     assert "▸ Averager.report" in out
 
 
-@needs_dot
+@pytest.mark.needs_program("dot")
 def test_graph_command_writes_svg_by_the_output_suffix(tmp_path: Path) -> None:
     out, err = run_cli(tmp_path, "graph", "-o", "drawing.svg")
     assert "RC=0" in out, err
@@ -384,8 +381,9 @@ try { await mermaid.parse(text); console.log("VALID"); } catch (e) { console.log
 """
 
 
+@pytest.mark.needs_program("node")
 @pytest.mark.skipif(
-    not (shutil.which("node") and Path(MERMAID_DIR, "node_modules", "mermaid").is_dir()),
+    not Path(MERMAID_DIR, "node_modules", "mermaid").is_dir(),
     reason="set LIFECYCLE_MERMAID_DIR to a folder with mermaid and jsdom installed by npm",
 )
 @pytest.mark.parametrize("broken", [False, True])

@@ -13,8 +13,8 @@ import torch
 
 from lifecycle import ArgumentError, Trainer, TrainingArguments
 from lifecycle.dispatch import CallbackError
-from tests.helpers import Classifier, Examples
-from tests.test_resume import Interrupt, Net, Points, assert_same_run
+from tests.support.helpers import Classifier, Examples
+from tests.support.resume import Interrupt, Net, Points, assert_same_run
 
 
 class Shuffled(torch.utils.data.IterableDataset[dict[str, torch.Tensor]]):

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.parity import run
+
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
-
-from tests.parity import run
 
 EPOCH_STOP = ("should_epoch_stop", 2)
 TRAIN_STOP = ("should_training_stop", 5)

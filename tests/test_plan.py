@@ -11,7 +11,7 @@ import torch
 
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.plan import plan_steps, steps_of
-from tests.helpers import Classifier
+from tests.support.helpers import Classifier
 
 transformers = pytest.importorskip("transformers")
 

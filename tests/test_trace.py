@@ -19,9 +19,8 @@ from lifecycle.callbacks import EarlyStoppingCallback
 from lifecycle.cli.trace import trace_command
 from lifecycle.graph import LifecycleGraph
 from lifecycle.trace import heat_graph, load_trace
-from tests.helpers import Classifier, Examples
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.helpers import Classifier, Examples
+from tests.support.processes import REPO
 
 
 def swa_due(state: Any, control: Any) -> bool:

@@ -7,7 +7,6 @@ import json
 import logging
 import multiprocessing
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle.integrations import METRICS_FILE, GeneralTracker, on_main_process, read_jsonl
-from tests.trackers_helpers import Recorder, expected_points, isolate, make_trainer
+from tests.support.trackers import Recorder, expected_points, make_trainer
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def odd_metrics(prediction: Any) -> dict[str, Any]:
@@ -193,9 +188,12 @@ def _loopback_works() -> bool:
         return False
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not _loopback_works(),
+    reason="needs torch.distributed and a loopback interface for gloo",
+)
 def test_only_rank_zero_reports_unless_the_tracker_says_otherwise(tmp_path: Path) -> None:
-    if not torch.distributed.is_available() or not _loopback_works():
-        pytest.skip("needs torch.distributed and a loopback interface for gloo")
     spawn = multiprocessing.get_context("spawn")  # forking a process that has run torch can deadlock
     ranks = [spawn.Process(target=_train_as_rank, args=(rank, str(tmp_path))) for rank in (0, 1)]
     for process in ranks:

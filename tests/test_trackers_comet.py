@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tests.trackers_helpers import REPO, expected_points, isolate, tag_of
+from tests.support.processes import SCRIPTS, child_env
+from tests.support.trackers import expected_points, tag_of
 
 pytest.importorskip("comet_ml")
 
-RUN = Path(__file__).parent / "trackers_comet_run.py"
+RUN = SCRIPTS / "trackers_comet_run.py"
 
 
 def _can_unshare() -> bool:
@@ -31,10 +31,7 @@ def _can_unshare() -> bool:
 NO_NETWORK = _can_unshare()
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracker_env")]  # each test trains in a process
 
 
 def run_training(out: Path) -> tuple[dict[str, Any], str]:
@@ -42,7 +39,7 @@ def run_training(out: Path) -> tuple[dict[str, Any], str]:
     command = [sys.executable, str(RUN), str(out)]
     if NO_NETWORK:
         command = ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$0" "$@"', *command]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=child_env())
     assert done.returncode == 0, done.stderr
     return json.loads((out / "run.json").read_text()), done.stderr
 

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle.integrations import METRICS_FILE, JSONLTracker, TrackerCallback, read_jsonl
 from lifecycle.trace import TRACE_FILE
-from tests.trackers_helpers import isolate, make_trainer
+from tests.support.trackers import make_trainer
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def test_default_writes_log_history_as_jsonl_and_nothing_else(tmp_path: Path) -> None:

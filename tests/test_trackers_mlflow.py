@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tests.trackers_helpers import expected_points, isolate, make_trainer
+from tests.support.trackers import expected_points, make_trainer
 
 tracking = pytest.importorskip("mlflow.tracking")
 
+pytestmark = pytest.mark.usefixtures("tracker_env")
+
 
 @pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+def _file_store(tracker_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A file store in the test's folder, set after ``tracker_env`` cleared the user's tracking URI."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
 

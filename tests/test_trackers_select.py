@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle import ArgumentError, TrainingArguments
 from lifecycle.integrations import (
     KNOWN_TRACKERS,
@@ -21,12 +20,10 @@ from lifecycle.integrations import (
     tracker_callbacks,
 )
 from lifecycle.integrations.registry import KnownTracker, installed
-from tests.trackers_helpers import REPO, Recorder, isolate, make_trainer
+from tests.support.processes import REPO
+from tests.support.trackers import Recorder, make_trainer
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def names(report_to: object, tmp_path: Path) -> list[str]:
@@ -70,12 +67,13 @@ def test_unknown_name_lists_the_known_ones(tmp_path: Path) -> None:
         assert known.name in str(caught.value)
 
 
+MISSING = [k for k in KNOWN_TRACKERS if not installed(k.module)]
+
+
+@pytest.mark.skipif(not MISSING, reason="every known tracker is installed here")
 def test_known_but_missing_tracker_names_its_extra(tmp_path: Path) -> None:
-    missing = [k for k in KNOWN_TRACKERS if not installed(k.module)]
-    if not missing:
-        pytest.skip("every known tracker is installed here")
-    with pytest.raises(ArgumentError, match=rf"pip install 'torch-lifecycle\[{missing[0].extra}\]'"):
-        make_trainer(tmp_path / "run", report_to=missing[0].name)
+    with pytest.raises(ArgumentError, match=rf"pip install 'torch-lifecycle\[{MISSING[0].extra}\]'"):
+        make_trainer(tmp_path / "run", report_to=MISSING[0].name)
 
 
 def test_known_installed_tracker_without_adapter_says_so(

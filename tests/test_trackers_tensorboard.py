@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from lifecycle.integrations import TensorBoardTracker
-from tests.trackers_helpers import close, expected_points, isolate, make_trainer, tag_of
+from tests.support.trackers import close, expected_points, make_trainer, tag_of
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
@@ -21,9 +19,7 @@ event_file_loader = pytest.importorskip("tensorboard.backend.event_processing.ev
 event_pb2 = pytest.importorskip("tensorboard.compat.proto.event_pb2")
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")
+pytestmark = pytest.mark.usefixtures("tracker_env")
 
 
 def read_events(folder: Path) -> Any:

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from trackers_wandb_reader import run_contents
-
-from tests.trackers_helpers import expected_points, isolate, make_trainer
+from tests.support.trackers import expected_points, make_trainer
+from tests.support.wandb_reader import run_contents
 
 wandb = pytest.importorskip("wandb")
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate(monkeypatch, tmp_path / "home")  # WANDB_MODE=offline among the quiet settings
+pytestmark = pytest.mark.usefixtures("tracker_env")  # WANDB_MODE=offline among the quiet settings
 
 
 def test_config_and_history_read_back(tmp_path: Path) -> None:

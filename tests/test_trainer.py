@@ -23,7 +23,7 @@ from lifecycle import (
     TrainerCallback,
     TrainingArguments,
 )
-from tests.helpers import Classifier, Examples, Recorder
+from tests.support.helpers import Classifier, Examples, Recorder
 
 
 def args(tmp_path: Path, **changes: Any) -> TrainingArguments:

@@ -10,8 +10,8 @@ import pytest
 
 import lifecycle
 from lifecycle import LifecycleError, on
-from tests.helpers import Classifier, Examples
-from tests.parity import ScriptedMetric
+from tests.support.helpers import Classifier, Examples
+from tests.support.parity import ScriptedMetric
 
 transformers = pytest.importorskip("transformers")
 

@@ -1,6 +1,7 @@
 """Train the tiny model reporting to Comet, then write what the run logged to ``<output_dir>/run.json``.
 
-Run as a subprocess of ``test_trackers_comet.py`` (so that it can run without a network).
+Run as a subprocess of ``test_trackers_comet.py`` (so that it can run without a network), with the
+checkout on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.trackers_helpers import make_trainer
+from tests.support.trackers import make_trainer
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tests.helpers import Classifier, Examples
+from tests.support.helpers import Classifier, Examples
 
 
 def hf_events() -> list[str]:

@@ -1,5 +1,6 @@
-"""One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py:
-``distributed_run.py OUT stop|accumulate`` or ``distributed_run.py OUT dropout [CHECKPOINT]``."""
+"""One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py with the
+checkout on ``PYTHONPATH``: ``distributed_run.py OUT stop|accumulate`` or
+``distributed_run.py OUT dropout [CHECKPOINT]``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 
 from lifecycle import Trainer, TrainerCallback, TrainingArguments
-from tests.helpers import Examples
+from tests.support.helpers import Examples
 
 
 class Indexed(Examples):

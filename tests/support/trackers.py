@@ -9,31 +9,7 @@ from typing import Any
 
 from lifecycle import Trainer, TrainingArguments
 from lifecycle.integrations import GeneralTracker
-from tests.helpers import Classifier, Examples
-
-REPO = Path(__file__).resolve().parent.parent
-
-#: settings every tracker test runs under: nothing phones home, nothing lands in the real HOME
-QUIET_ENV = {
-    "COMET_AUTO_LOG_ENV_DETAILS": "false",
-    "COMET_ERROR_TRACKING_ENABLE": "false",
-    "WANDB_MODE": "offline",
-    "NEPTUNE_MODE": "offline",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-}
-#: settings that would change which tracker does what; tests start without them
-CLEARED_ENV = (
-    "COMET_API_KEY",
-    "COMET_MODE",
-    "COMET_START_ONLINE",
-    "COMET_OFFLINE_DIRECTORY",
-    "TENSORBOARD_LOGGING_DIR",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_RUN_ID",
-    "RANK",
-)
+from tests.support.helpers import Classifier, Examples
 
 
 def make_trainer(output_dir: Path | str, report_to: Any = None, **kwargs: Any) -> Trainer:
@@ -111,14 +87,3 @@ class Recorder(GeneralTracker):
 
     def points(self) -> dict[tuple[str, int], float]:
         return {(tag, step): v for step, row in self.rows for tag, v in row.items() if not isinstance(v, str)}
-
-
-def isolate(monkeypatch: Any, home: Path) -> None:
-    """Quiet tracker settings, none of the user's, and HOME/TMPDIR in ``home``."""
-    for key, value in QUIET_ENV.items():
-        monkeypatch.setenv(key, value)
-    for key in CLEARED_ENV:
-        monkeypatch.delenv(key, raising=False)
-    home.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("TMPDIR", str(home))
