@@ -77,6 +77,7 @@ from lifecycle.args import TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry, load_weights
+from lifecycle.checkpoint.pretrained import save_model_folder
 from lifecycle.checkpoint.training import find_checkpoint, load_training, save_training
 from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, build_loader, epoch_batches, length, resume_method
@@ -458,6 +459,14 @@ class Trainer:
         call = self.call
         call.prediction = self._prediction_loop(self.get_test_dataloader(call.dataset), call.prefix)
         self.payload = {"metrics": call.prediction.metrics}
+
+    def save_model(self, output_dir: str | Path | None = None) -> None:
+        """Save the model for ``from_pretrained`` (its ``save_pretrained``; any other model as
+        ``model.safetensors``) with the processing class, into ``output_dir`` (default: the run's)."""
+        if self.topology.is_main:
+            folder = Path(output_dir if output_dir is not None else self.args.output_dir)
+            save_model_folder(folder, self.model, self.processing_class, self.args)
+        distributed.barrier()
 
     # -- transformers' override hooks -------------------------------------------------------------
     def compute_loss(

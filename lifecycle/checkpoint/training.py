@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder
+from lifecycle.checkpoint import callback_state, contents, folder, pretrained
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
 
@@ -59,6 +59,7 @@ def _capture(trainer: Trainer, run: TrainingRun) -> RankState:
 
 def _write_files(trainer: Trainer, run: TrainingRun, into: Path, ranks: list[RankState]) -> None:
     contents.save_weights(into, trainer.model)
+    pretrained.save_pretrained_config(into, trainer.model, trainer.processing_class)
     contents.save_state_dicts(into, contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler))
     for rank, (resumable, _) in enumerate(ranks):
         contents.write_resume(into, resumable, rank)
