@@ -83,7 +83,7 @@ from lifecycle.data import EpochSampler, build_loader, epoch_batches, length, re
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
 from lifecycle.evaluation import evaluation_sets, prediction_loop
-from lifecycle.forward import Batch, loss_of, make_forward
+from lifecycle.forward import Batch, first_checked, loss_of, make_forward
 from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
@@ -102,7 +102,8 @@ logger = logging.getLogger(__name__)
 
 
 class Trainer:
-    """Trains ``model`` (``forward(**batch)`` returns a dict with ``loss``) as the lifecycle says."""
+    """Trains ``model`` (``forward(**batch)`` returns a dict, a ``ModelOutput`` or a tuple with the loss
+    first) as the lifecycle says."""
 
     def __init__(
         self,
@@ -255,6 +256,7 @@ class Trainer:
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
+        run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if run.resume_from is not None:
             self.state = load_training(self, run, run.resume_from)
@@ -465,11 +467,11 @@ class Trainer:
         return_outputs: bool = False,
         num_items_in_batch: int | None = None,
     ) -> Any:
-        """The loss of one batch: ``model(**inputs)["loss"]``. Override it to compute another, as in
-        transformers; it serves training and, for batches with ``labels``, evaluation
+        """The loss of one batch: ``model(**inputs)["loss"]`` (a tuple's first item). Override it to compute
+        another, as in transformers; it serves training and, for batches with their labels, evaluation
         (``return_outputs=True`` then, and ``(loss, outputs)`` is expected)."""
         outputs = model(**inputs)
-        loss = loss_of(outputs)
+        loss = loss_of(outputs, inputs)
         return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self) -> Any:
