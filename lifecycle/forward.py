@@ -157,24 +157,3 @@ def make_forward(
             return plain(batch)
 
     return mixed
-
-
-def maybe_loss(outputs: Any) -> torch.Tensor | None:
-    """The ``loss`` of the model's outputs, or ``None``."""
-    if isinstance(outputs, dict):
-        return outputs.get("loss")
-    return getattr(outputs, "loss", None)
-
-
-def logits_of(outputs: Any) -> torch.Tensor | None:
-    """The ``logits`` of the model's outputs, detached, as float32 on the CPU (``None`` if absent)."""
-    logits = outputs.get("logits") if isinstance(outputs, dict) else getattr(outputs, "logits", None)
-    return None if logits is None else logits.detach().float().cpu()
-
-
-def batch_size(batch: Batch) -> int:
-    """The number of examples in a batch: the first dimension of its first tensor."""
-    for value in batch.values():
-        if isinstance(value, torch.Tensor) and value.ndim > 0:
-            return int(value.shape[0])
-    return 1
