@@ -15,6 +15,7 @@ __all__ = ["ArgumentError", "TrainingArguments"]
 INTERVALS = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 SCHEDULERS = ("linear", "constant", "constant_with_warmup", "cosine")
+METRICS_EXTRAS = ("inputs", "loss")
 
 
 class ArgumentError(ValueError):
@@ -43,6 +44,33 @@ def _at_least(low: float, *, strict: bool = False) -> Any:
     return check
 
 
+def _names(value: Any) -> Any:
+    """A name list given as a tuple (or one name) becomes a list; anything else is left to the validator."""
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _names_only(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArgumentError(f"TrainingArguments.{attribute.name}={value!r} must be a list of names")
+
+
+def _subset(allowed: tuple[str, ...]) -> Any:
+    def check(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+        _names_only(inst, attribute, value)
+        unknown = [v for v in value if v not in allowed]
+        if unknown:
+            raise ArgumentError(
+                f"TrainingArguments.{attribute.name}: {', '.join(map(repr, unknown))} not allowed; "
+                f"choose among {', '.join(map(repr, allowed))}"
+            )
+
+    return check
+
+
 def _strategy(value: Any) -> Any:
     """Accept Hugging Face's enum members as well as plain strings."""
     return getattr(value, "value", value)
@@ -58,6 +86,12 @@ class TrainingArguments:
     max_steps: int = -1
     per_device_train_batch_size: int = attrs.field(default=8, validator=_at_least(1))
     per_device_eval_batch_size: int = attrs.field(default=8, validator=_at_least(1))
+    prediction_loss_only: bool = False
+    eval_accumulation_steps: int | None = attrs.field(default=None, validator=_at_least(1))
+    label_names: list[str] | None = attrs.field(default=None, converter=_names, validator=_names_only)
+    include_for_metrics: list[str] = attrs.field(
+        factory=list, converter=_names, validator=_subset(METRICS_EXTRAS)
+    )
     gradient_accumulation_steps: int = attrs.field(default=1, validator=_at_least(1))
     learning_rate: float = attrs.field(default=5e-5, validator=_at_least(0))
     weight_decay: float = attrs.field(default=0.0, validator=_at_least(0))

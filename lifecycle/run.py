@@ -76,6 +76,8 @@ class EntryCall:
     """``evaluate(eval_dataset)`` or ``predict(test_dataset)``; ``None``: the trainer's eval_dataset."""
     prefix: str = "eval"
     """``metric_key_prefix``."""
+    ignore_keys: list[str] | None = None
+    """``ignore_keys``: output keys that are not predictions (``None``: the model's default)."""
     eval_sets: list[tuple[Any, str]] = attrs.field(factory=list)
     """``(dataset, prefix)`` of each dataset the evaluation under way covers."""
     metrics: dict[str, float] = attrs.field(factory=dict)

@@ -15,7 +15,7 @@ what an entry point returns    ``trainer.call`` (:class:`lifecycle.run.EntryCall
 steps, epochs, intervals       :func:`lifecycle.plan.plan_steps`
 batches, resume mid-epoch      :mod:`lifecycle.data`
 the model on a batch           :mod:`lifecycle.forward`
-evaluation and prediction      :mod:`lifecycle.evaluation`
+evaluation and prediction      :mod:`lifecycle.evaluation`; predictions gathered: :mod:`lifecycle.gather`
 checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save and load a run)
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
@@ -83,8 +83,15 @@ from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, build_loader, epoch_batches, length, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
-from lifecycle.evaluation import evaluation_sets, prediction_loop
-from lifecycle.forward import Batch, loss_of, make_forward
+from lifecycle.evaluation import (
+    EvalSetup,
+    can_return_loss,
+    default_ignore_keys,
+    default_label_names,
+    evaluation_sets,
+    prediction_loop,
+)
+from lifecycle.forward import Batch, first_checked, loss_of, make_forward
 from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
@@ -103,7 +110,8 @@ logger = logging.getLogger(__name__)
 
 
 class Trainer:
-    """Trains ``model`` (``forward(**batch)`` returns a dict with ``loss``) as the lifecycle says."""
+    """Trains ``model`` (``forward(**batch)`` returns a dict, a ``ModelOutput`` or a tuple with the loss
+    first) as the lifecycle says."""
 
     def __init__(
         self,
@@ -112,10 +120,11 @@ class Trainer:
         data_collator: Callable[[list[Any]], Batch] | None = None,
         train_dataset: Dataset[Any] | None = None,
         eval_dataset: Dataset[Any] | None = None,
+        processing_class: Any = None,
         compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None,
         callbacks: Sequence[CallbackSpec] | None = None,
         optimizers: tuple[torch.optim.Optimizer | None, Any] = (None, None),
-        processing_class: Any = None,
+        preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
         lifecycle: Lifecycle = TRAINING_LIFECYCLE,
     ):
         self.args = args if args is not None else TrainingArguments()
@@ -130,7 +139,11 @@ class Trainer:
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
         self.compute_metrics = compute_metrics
+        self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.processing_class = processing_class
+        #: the batch keys that are labels (``args.label_names``, else found in ``model.forward``)
+        names = self.args.label_names
+        self.label_names = default_label_names(self.model) if names is None else names
         self.optimizer, self.lr_scheduler = optimizers
         self._own_scheduler = False  # built by train() for its run, so the next train() builds another
         self.lifecycle = lifecycle
@@ -209,23 +222,32 @@ class Trainer:
         return self.run.output
 
     def evaluate(
-        self, eval_dataset: Dataset[Any] | None = None, metric_key_prefix: str = "eval"
+        self,
+        eval_dataset: Dataset[Any] | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
-        """Run the evaluation loop (``prediction_step`` per batch, ``log``, ``evaluate``).
+        """Run the evaluation loop (``prediction_step`` per batch, ``log``, ``evaluate``); output keys in
+        ``ignore_keys`` are left out of the predictions.
 
         A dict of datasets is evaluated one after the other, each with its name in its metrics'
         prefix (``eval_<name>_loss``) and its own ``log`` and ``evaluate``; the merged metrics return.
         """
         self._ensure_idle("evaluate")
         self.state.position.evaluations_left = 0  # a new evaluation, whatever a failed one left
-        self.call = EntryCall(dataset=eval_dataset, prefix=metric_key_prefix)
+        self.call = EntryCall(dataset=eval_dataset, prefix=metric_key_prefix, ignore_keys=ignore_keys)
         self.dispatcher.fire("to_evaluate")
         return self.call.metrics
 
-    def predict(self, test_dataset: Dataset[Any], metric_key_prefix: str = "test") -> PredictionOutput:
+    def predict(
+        self,
+        test_dataset: Dataset[Any],
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "test",
+    ) -> PredictionOutput:
         """Run the prediction loop (``prediction_step`` per batch, ``predict``)."""
         self._ensure_idle("predict")
-        self.call = EntryCall(dataset=test_dataset, prefix=metric_key_prefix)
+        self.call = EntryCall(dataset=test_dataset, prefix=metric_key_prefix, ignore_keys=ignore_keys)
         self.dispatcher.fire("to_predict")
         assert self.call.prediction is not None
         return self.call.prediction
@@ -256,6 +278,7 @@ class Trainer:
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
+        run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if run.resume_from is not None:
             self.state = load_training(self, run, run.resume_from)
@@ -421,9 +444,9 @@ class Trainer:
             call.metrics = {}
         dataset, prefix = call.eval_sets[-p.evaluations_left]
         p.evaluations_left -= 1
-        output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix)
+        output = self._prediction_loop(self.get_eval_dataloader(dataset), prefix, evaluating=True)
         p.evaluated_step = self.state.global_step
-        self._record_log(output.metrics)  # adds the epoch: evaluate's callbacks see it, as in transformers
+        self._record_log(output.metrics)  # adds the epoch: evaluate()'s callbacks and result have it
         call.metrics.update(output.metrics)
         self.dispatcher.emit("log")
         self.payload = {"metrics": output.metrics}
@@ -457,7 +480,9 @@ class Trainer:
     def run_prediction(self) -> None:
         """State ``predict``: the prediction loop over ``predict()``'s dataset."""
         call = self.call
-        call.prediction = self._prediction_loop(self.get_test_dataloader(call.dataset), call.prefix)
+        call.prediction = self._prediction_loop(
+            self.get_test_dataloader(call.dataset), call.prefix, evaluating=False
+        )
         self.payload = {"metrics": call.prediction.metrics}
 
     def save_model(self, output_dir: str | Path | None = None) -> None:
@@ -476,11 +501,11 @@ class Trainer:
         return_outputs: bool = False,
         num_items_in_batch: int | None = None,
     ) -> Any:
-        """The loss of one batch: ``model(**inputs)["loss"]``. Override it to compute another, as in
-        transformers; it serves training and, for batches with ``labels``, evaluation
+        """The loss of one batch: ``model(**inputs)["loss"]`` (a tuple's first item). Override it to compute
+        another, as in transformers; it serves training and, for batches with their labels, evaluation
         (``return_outputs=True`` then, and ``(loss, outputs)`` is expected)."""
         outputs = model(**inputs)
-        loss = loss_of(outputs)
+        loss = loss_of(outputs, inputs)
         return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self) -> Any:
@@ -562,16 +587,25 @@ class Trainer:
         self.state.log_history.append({**logs, "step": self.state.global_step})
         self.payload = {"logs": logs}
 
-    def _prediction_loop(self, loader: Any, prefix: str) -> PredictionOutput:
+    def _prediction_loop(self, loader: Any, prefix: str, *, evaluating: bool) -> PredictionOutput:
+        """Evaluation gathers no predictions without ``compute_metrics`` (as transformers)."""
         self._refresh_kwargs(eval_dataloader=loader)
-        own_loss = type(self).compute_loss is not Trainer.compute_loss
+        args, ignore = self.args, self.call.ignore_keys
+        setup = EvalSetup(
+            label_names=self.label_names,
+            ignore_keys=default_ignore_keys(self.model) if ignore is None else ignore,
+            loss_only=args.prediction_loss_only or (evaluating and self.compute_metrics is None),
+            compute_loss=self.compute_loss,
+            can_return_loss=can_return_loss(self.model),
+        )
         return prediction_loop(
             self.model,
             loader,
             prefix,
-            args=self.args,
+            args=args,
             device=self.device,
-            compute_loss=self.compute_loss if own_loss else None,
+            setup=setup,
             compute_metrics=self.compute_metrics,
+            preprocess_logits=self.preprocess_logits_for_metrics,
             on_batch=lambda: self.dispatcher.emit("prediction_step"),
         )

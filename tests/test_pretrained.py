@@ -12,6 +12,7 @@ from safetensors.torch import load_model
 
 from lifecycle import Trainer, TrainingArguments
 from tests.support.helpers import Classifier
+from tests.support.tiny_models import VOCAB, tiny_bert, tiny_gpt2
 
 transformers = pytest.importorskip("transformers")
 
@@ -19,7 +20,7 @@ transformers = pytest.importorskip("transformers")
 class Tokens(torch.utils.data.Dataset):
     """Random token sequences of one length with a class label and causal-LM labels."""
 
-    def __init__(self, n: int, length: int = 12, vocab: int = 64, seed: int = 0):
+    def __init__(self, n: int, length: int = 12, vocab: int = VOCAB, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
         self.ids = torch.randint(1, vocab, (n, length), generator=g)
         self.classes = torch.randint(0, 3, (n,), generator=g)
@@ -42,27 +43,6 @@ class Continued(Tokens):
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
-def bert() -> Any:
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=64,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        num_labels=3,
-    )
-    return transformers.BertForSequenceClassification(config)
-
-
-def gpt2() -> Any:
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(
-        vocab_size=64, n_embd=32, n_layer=2, n_head=2, n_positions=32, bos_token_id=0, eos_token_id=0
-    )
-    return transformers.GPT2LMHeadModel(config)
-
-
 def _trained(out: Path, model: Any, data: Any) -> Trainer:
     args = TrainingArguments(
         output_dir=str(out), max_steps=3, save_steps=3, per_device_train_batch_size=4, disable_tqdm=True
@@ -82,8 +62,8 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 @pytest.mark.parametrize(
     ("build", "data", "auto"),
     [
-        (bert, Classified, "AutoModelForSequenceClassification"),
-        (gpt2, Continued, "AutoModelForCausalLM"),  # tied input and output embeddings
+        (tiny_bert, Classified, "AutoModelForSequenceClassification"),
+        (tiny_gpt2, Continued, "AutoModelForCausalLM"),  # tied input and output embeddings
     ],
     ids=["bert", "gpt2"],
 )
@@ -97,7 +77,7 @@ def test_a_checkpoint_loads_with_from_pretrained(tmp_path: Path, build: Any, dat
 
 
 def test_save_model_writes_what_transformers_writes(tmp_path: Path) -> None:
-    model = bert()
+    model = tiny_bert()
     hf = transformers.Trainer(
         model=model, args=transformers.TrainingArguments(str(tmp_path / "hf"), report_to="none", use_cpu=True)
     )

@@ -289,8 +289,9 @@ def test_a_model_without_loss_gets_a_clear_error(tmp_path: Path) -> None:
         def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"logits": self.linear(x)}
 
-    with pytest.raises(ValueError, match="must return a dict with a 'loss'") as info:
+    with pytest.raises(ValueError, match="has no 'loss'") as info:
         Trainer(NoLoss(), args(tmp_path, max_steps=1), train_dataset=Examples(8)).train()
+    assert "a dict with keys ['logits'], from a batch with keys ['x', 'labels']" in str(info.value)
     assert "in lifecycle state 'step' (Trainer.forward_backward) at global_step 0" in info.value.__notes__
 
 
