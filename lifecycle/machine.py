@@ -334,10 +334,45 @@ def _validate(lc: Lifecycle) -> None:
             "no chain of transitions leads to it"
         )
 
+    settles = {s.name for s in lc.states if s.rest}  # states from which the machine can come to rest
+    grew = True
+    while grew:
+        before = len(settles)
+        settles |= {t.source for t in lc.transitions if t.dest in settles}
+        grew = len(settles) > before
+    stuck = [n for n in names if n not in settles]
+    if stuck:
+        raise LifecycleError(
+            f"state {stuck[0]!r} never comes to rest: no chain of transitions leads from it to a rest "
+            f"state ({', '.join(s.name for s in lc.states if s.rest) or 'none declared'}), so train() "
+            "would never return; add a way back"
+        )
+
+
+def _check_arity(t: Transition, guard: GuardFn) -> None:
+    """A guard is called as ``guard(state, control)`` or ``guard(state, control, args)``."""
+    try:
+        signature = inspect.signature(guard)
+    except (TypeError, ValueError):  # builtins without a signature: taken on trust
+        return
+    for arguments in ((None, None, None), (None, None)):
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            continue
+        return
+    raise LifecycleError(
+        f"{t.describe()}: guard {describe_guard(guard)}{signature} cannot be called as "
+        "guard(state, control) or guard(state, control, args)"
+    )
+
 
 def _check_guard(t: Transition) -> None:
     g = t.guard
-    if g is None or callable(g):
+    if g is None:
+        return
+    if callable(g):
+        _check_arity(t, g)
         return
     if isinstance(g, str):
         if g not in FLAGS:

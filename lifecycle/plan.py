@@ -50,6 +50,11 @@ def plan_steps(args: TrainingArguments, batches: int | None) -> StepPlan:
                 "TrainingArguments.max_steps must say how many steps to train (num_train_epochs cannot)"
             )
         batches = args.max_steps * args.gradient_accumulation_steps
+    if batches == 0:
+        raise ArgumentError(
+            "the training data gives no batch: an empty train_dataset, or dataloader_drop_last=True with "
+            "fewer examples per process than per_device_train_batch_size"
+        )
     updates_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
     if args.max_steps > 0:
         max_steps = args.max_steps

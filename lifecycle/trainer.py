@@ -63,6 +63,7 @@ The lifecycle, state by state (entry action; then the exits in the order their g
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,6 +100,7 @@ from lifecycle.machine import Lifecycle, LifecycleError
 from lifecycle.optim import default_optimizer, default_scheduler
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
+from lifecycle.preflight import check_training
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.state import TrainerState
@@ -209,8 +211,7 @@ class Trainer:
     def train(self, resume_from_checkpoint: str | Path | bool | None = None) -> TrainOutput:
         """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again."""
         self._ensure_idle("train")
-        if self.train_dataset is None:
-            raise ValueError("Trainer.train() needs a train_dataset")
+        check_training(self.args, self.train_dataset, self.eval_dataset)
         self.call = EntryCall(resume_from=find_checkpoint(self.args.output_dir, resume_from_checkpoint))
         try:
             self.dispatcher.fire("to_prepare")
@@ -463,9 +464,14 @@ class Trainer:
                 f"metric_for_best_model={name!r}: {key!r} is not among the evaluation metrics "
                 f"{sorted(metrics)}"
             )
-        value = metrics[key]
-        best = state.best_metric
-        new_best = best is None or (value > best if args.greater_is_better else value < best)
+        value, best = metrics[key], state.best_metric
+        finite = math.isfinite(value)  # a nan or inf score never becomes the best: none could beat it
+        if not finite:
+            logger.warning(
+                "%s is %s at step %d: not a candidate for the best model", key, value, state.global_step
+            )
+        better = best is None or (value > best if args.greater_is_better else value < best)
+        new_best = finite and better
         if new_best:
             state.best_metric = value
             if args.save_strategy != "no":
