@@ -1,0 +1,198 @@
+"""TrainingArguments as transformers users write them: names, checks at construction, warmup and
+serialization; each compared with the installed transformers where it has the same thing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from lifecycle import ArgumentError, TrainingArguments
+from lifecycle.transformers_fields import TRANSFORMERS_FIELDS, UNSUPPORTED
+
+transformers = pytest.importorskip("transformers")
+
+OURS = attrs.fields_dict(TrainingArguments)
+HF_FIELDS = {f.name: f for f in dataclasses.fields(transformers.TrainingArguments) if f.init}
+#: our defaults that differ from transformers', on purpose
+OWN_DEFAULTS = {"output_dir", "report_to", "disable_tqdm", "restore_callback_states_from_checkpoint"}
+
+
+def hf_args(**settings: Any) -> Any:
+    return transformers.TrainingArguments(output_dir="unused", report_to="none", use_cpu=True, **settings)
+
+
+# -- names -------------------------------------------------------------------------------------------
+def test_output_dir_may_come_first_as_in_transformers() -> None:
+    args = TrainingArguments("runs/x", num_train_epochs=3, eval_strategy="epoch", save_strategy="epoch")
+    assert (args.output_dir, args.num_train_epochs, args.run_name) == ("runs/x", 3, "x")
+    assert TrainingArguments(Path("runs/y")).output_dir == "runs/y"
+    with pytest.raises(TypeError):
+        TrainingArguments("runs/x", 3)  # type: ignore[misc]  # the rest is keyword-only
+
+
+def test_the_list_of_transformers_fields_is_the_installed_ones() -> None:
+    assert list(TRANSFORMERS_FIELDS) == list(HF_FIELDS)
+
+
+def test_every_transformers_field_we_lack_has_its_reason() -> None:
+    lacking = set(TRANSFORMERS_FIELDS) - set(OURS)
+    assert lacking == set(UNSUPPORTED) - set(OURS)
+    assert set(UNSUPPORTED) <= set(TRANSFORMERS_FIELDS)
+
+
+def test_shared_fields_keep_transformers_defaults() -> None:
+    for name, field in HF_FIELDS.items():
+        if name in OURS and name not in OWN_DEFAULTS:
+            default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+            assert OURS[name].default == default, name
+
+
+@pytest.mark.parametrize("name", sorted(set(TRANSFORMERS_FIELDS) - set(OURS)))
+def test_a_transformers_field_we_lack_is_an_error_naming_it(name: str) -> None:
+    with pytest.raises(
+        ArgumentError, match=rf"TrainingArguments: transformers' `{name}` is not supported here \(."
+    ):
+        TrainingArguments(**{name: HF_FIELDS[name].default})
+
+
+@pytest.mark.parametrize(
+    ("name", "close"),
+    [
+        ("learning_rat", "learning_rate"),
+        ("evaluation_strategy", "eval_strategy"),
+        ("warmup_ration", "warmup_ratio"),
+    ],
+)
+def test_an_unknown_name_gets_the_closest(name: str, close: str) -> None:
+    with pytest.raises(ArgumentError, match=rf"unknown argument '{name}'; did you mean '{close}'\?"):
+        TrainingArguments(**{name: 1})
+
+
+def test_a_name_like_none_of_ours_is_just_unknown() -> None:
+    with pytest.raises(ArgumentError, match=r"unknown argument 'xyzzy'$"):
+        TrainingArguments(xyzzy=1)
+
+
+# -- checks at construction ----------------------------------------------------------------------------
+def kinds() -> dict[str, str]:
+    return {name: str(field.type) for name, field in OURS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in kinds().items() if kind.startswith("float")))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1", True])
+def test_numbers_are_finite_numbers(name: str, bad: Any) -> None:
+    with pytest.raises(ArgumentError, match=rf"^TrainingArguments\.{name}: must be a finite number"):
+        TrainingArguments(**{name: bad})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in kinds().items() if kind.startswith("int")))
+@pytest.mark.parametrize("bad", [1.5, 2.0, "2", False])
+def test_integers_are_integers(name: str, bad: Any) -> None:
+    with pytest.raises(ArgumentError, match=rf"^TrainingArguments\.{name}: must be an integer"):
+        TrainingArguments(**{name: bad})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in kinds().items() if kind.startswith("bool")))
+def test_flags_are_booleans(name: str) -> None:
+    with pytest.raises(ArgumentError, match=rf"^TrainingArguments\.{name}: must be True or False"):
+        TrainingArguments(**{name: "yes"})
+
+
+@pytest.mark.parametrize("name", sorted(n for n, kind in kinds().items() if kind.startswith("str")))
+def test_texts_are_strings(name: str) -> None:
+    with pytest.raises(ArgumentError, match=rf"^TrainingArguments\.{name}: must be"):
+        TrainingArguments(**{name: 3})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"learning_rate": float("nan")},
+            "TrainingArguments.learning_rate: must be a finite number, got nan",
+        ),
+        ({"adam_beta1": 1.0}, "TrainingArguments.adam_beta1: must be < 1, got 1.0"),
+        ({"adam_epsilon": -1e-8}, "TrainingArguments.adam_epsilon: must be >= 0, got -1e-08"),
+        ({"label_smoothing_factor": 1.0}, "TrainingArguments.label_smoothing_factor: must be < 1, got 1.0"),
+        ({"warmup_ratio": 1.5}, "TrainingArguments.warmup_ratio: must be <= 1, got 1.5"),
+        ({"warmup_steps": 2.5}, "TrainingArguments.warmup_steps: must be a whole number of steps when >= 1"),
+        ({"save_steps": 0}, "TrainingArguments.save_steps: must be > 0, got 0"),
+        (
+            {"per_device_train_batch_size": 0},
+            "TrainingArguments.per_device_train_batch_size: must be >= 1, got 0",
+        ),
+        ({"lr_scheduler_kwargs": [1]}, "TrainingArguments.lr_scheduler_kwargs: must be a dict"),
+        ({"torch_compile_mode": "fast"}, "TrainingArguments.torch_compile_mode: must be one of 'default'"),
+        ({"optim": "adamw"}, "must be one of 'adamw_torch', 'adamw_torch_fused', 'adafactor', 'sgd'"),
+        ({"optim": "adamw"}, "got 'adamw'; did you mean 'adamw_torch'?"),
+        ({"lr_scheduler_type": "cosin"}, "got 'cosin'; did you mean 'cosine'?"),
+    ],
+)
+def test_bad_values_name_the_field(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ArgumentError) as caught:
+        TrainingArguments(**changes)
+    assert message in str(caught.value)
+
+
+def test_transformers_enums_are_taken_as_their_values() -> None:
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    args = TrainingArguments(lr_scheduler_type=SchedulerType.COSINE, optim=OptimizerNames.SGD)
+    assert (args.lr_scheduler_type, args.optim) == ("cosine", "sgd")
+
+
+# -- warmup --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("warmup", [0, 1, 7, 0.1, 0.25, 0.999])
+@pytest.mark.parametrize("total", [1, 10, 37, 1000])
+def test_warmup_steps_as_transformers_counts_them(warmup: float, total: int) -> None:
+    assert TrainingArguments(warmup_steps=warmup).get_warmup_steps(total) == hf_args(
+        warmup_steps=warmup
+    ).get_warmup_steps(total)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.1, 0.33, 0.5])
+def test_warmup_ratio_is_the_fraction_transformers_5_writes_as_warmup_steps(ratio: float) -> None:
+    for total in (10, 37, 1000):
+        expected = hf_args(warmup_steps=ratio).get_warmup_steps(total)
+        assert TrainingArguments(warmup_ratio=ratio).get_warmup_steps(total) == expected
+    assert TrainingArguments(warmup_ratio=1.0).get_warmup_steps(40) == 40  # all of the run, not one step
+
+
+def test_warmup_ratio_and_steps_must_agree() -> None:
+    with pytest.raises(ArgumentError, match=r"warmup_ratio=0\.1 and warmup_steps=10 disagree"):
+        TrainingArguments(warmup_ratio=0.1, warmup_steps=10)
+    with pytest.raises(ArgumentError, match=r"warmup_ratio=0\.1 and warmup_steps=0\.2 disagree"):
+        TrainingArguments(warmup_ratio=0.1, warmup_steps=0.2)
+    assert TrainingArguments(warmup_ratio=0.1, warmup_steps=0.1).get_warmup_steps(100) == 10
+
+
+# -- serialization -------------------------------------------------------------------------------------
+def test_to_dict_and_json_hold_every_field() -> None:
+    args = TrainingArguments("runs/x", lr_scheduler_kwargs={"num_cycles": 2}, lr_scheduler_type="cosine")
+    values = args.to_dict()
+    assert set(values) == set(OURS) and values["lr_scheduler_kwargs"] == {"num_cycles": 2}
+    assert json.loads(args.to_json_string()) == json.loads(json.dumps(values))
+
+
+def test_the_sanitized_dict_is_what_tensorboard_takes_as_transformers_makes_it() -> None:
+    settings = {"lr_scheduler_kwargs": {"num_cycles": 2}, "lr_scheduler_type": "cosine", "seed": 3}
+    ours = TrainingArguments(**settings).to_sanitized_dict()
+    theirs = hf_args(**settings).to_sanitized_dict()
+    assert all(type(v) in (bool, int, float, str) for v in ours.values())
+    for key in (
+        "lr_scheduler_kwargs",
+        "seed",
+        "train_batch_size",
+        "eval_batch_size",
+        "warmup_steps",
+        "data_seed",
+    ):
+        assert ours[key] == theirs[key], key
+    assert not math.isnan(ours["learning_rate"])
