@@ -19,7 +19,7 @@ evaluation and prediction      :mod:`lifecycle.evaluation`
 checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save and load a run)
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
-optimizer and schedule         :mod:`lifecycle.optim`
+optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -73,7 +73,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from lifecycle import distributed
-from lifecycle.args import TrainingArguments
+from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry, load_weights
@@ -88,7 +88,7 @@ from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
 from lifecycle.machine import Lifecycle, LifecycleError
-from lifecycle.optim import default_optimizer, default_scheduler
+from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.rng import restore_rng, set_seed
@@ -237,10 +237,15 @@ class Trainer:
         loader = self.get_train_dataloader()
         plan = plan_steps(args, length(loader))
         if self.optimizer is None:
-            self.optimizer = default_optimizer(self.model, args)
+            self.optimizer = create_optimizer(self.model, args)
         if self.lr_scheduler is None or self._own_scheduler:
-            self.lr_scheduler = default_scheduler(self.optimizer, args, plan.max_steps)
+            self.lr_scheduler = create_scheduler(self.optimizer, args, plan.max_steps)
             self._own_scheduler = True
+        if steps_on_metric(self.lr_scheduler) and args.metric_for_best_model is None:
+            raise ArgumentError(
+                f"{type(self.lr_scheduler).__name__} steps on the evaluation metric: set "
+                "TrainingArguments.metric_for_best_model (and an eval_strategy)"
+            )
         if self.model_wrapped is self.model:
             self.model_wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
         wrapped = self.model_wrapped
@@ -252,6 +257,7 @@ class Trainer:
             forward=make_forward(wrapped, args, self.device, self.compute_loss if own_loss else None),
             loss=LossTally(self.device, args.logging_nan_inf_filter),
             no_sync=wrapped.no_sync if isinstance(wrapped, DistributedDataParallel) else None,
+            metric_schedule=steps_on_metric(self.lr_scheduler),
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
@@ -350,8 +356,12 @@ class Trainer:
         """State ``advance``: scheduler step, gradients zeroed, ``global_step`` and ``epoch`` advanced."""
         run, state = self._training(), self.state
         p = state.position
-        run.learning_rate = self.lr_scheduler.get_last_lr()[0]
-        self.lr_scheduler.step()
+        if run.metric_schedule:  # stepped after each evaluation (judge_evaluation)
+            assert self.optimizer is not None
+            run.learning_rate = self.optimizer.param_groups[0]["lr"]
+        else:
+            run.learning_rate = self.lr_scheduler.get_last_lr()[0]
+            self.lr_scheduler.step()
         self.model.zero_grad(set_to_none=True)
         state.global_step += 1
         state.epoch = p.epoch_index + p.batch_index / p.batches_in_epoch
@@ -426,7 +436,8 @@ class Trainer:
         self.payload = {"metrics": output.metrics}
 
     def judge_evaluation(self) -> None:
-        """State ``judge``: the best metric tracked; save strategy ``best`` flags a save on a new best."""
+        """State ``judge``: the best metric tracked; save strategy ``best`` flags a save on a new best; a
+        schedule that steps on the metric (``reduce_lr_on_plateau``) steps."""
         args, state, metrics = self.args, self.state, self.call.metrics
         name = args.metric_for_best_model
         if name is None:
@@ -438,6 +449,8 @@ class Trainer:
                 f"{sorted(metrics)}"
             )
         value = metrics[key]
+        if self._training().metric_schedule:
+            self.lr_scheduler.step(value)
         best = state.best_metric
         new_best = best is None or (value > best if args.greater_is_better else value < best)
         if new_best:

@@ -1,5 +1,6 @@
-"""TrainingArguments as transformers users write them: names, checks at construction, warmup and
-serialization; each compared with the installed transformers where it has the same thing."""
+"""TrainingArguments as transformers users write them: names, checks at construction, warmup, the
+optimizer they name and serialization; each compared with the installed transformers where it has the
+same thing."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from typing import Any
 
 import attrs
 import pytest
+import torch
 
 from lifecycle import ArgumentError, TrainingArguments
+from lifecycle.optim import create_optimizer, decay_parameter_names
+from lifecycle.optimizers import OPTIMIZERS
 from lifecycle.transformers_fields import TRANSFORMERS_FIELDS, UNSUPPORTED
+from tests.helpers import Classifier, Examples
 
 transformers = pytest.importorskip("transformers")
 
@@ -171,6 +176,111 @@ def test_warmup_ratio_and_steps_must_agree() -> None:
     with pytest.raises(ArgumentError, match=r"warmup_ratio=0\.1 and warmup_steps=0\.2 disagree"):
         TrainingArguments(warmup_ratio=0.1, warmup_steps=0.2)
     assert TrainingArguments(warmup_ratio=0.1, warmup_steps=0.1).get_warmup_steps(100) == 10
+
+
+# -- the optimizer -------------------------------------------------------------------------------------
+class Blocks(torch.nn.Module):
+    """Parameters named every way transformers' decay rule tells apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(5, 4)
+        self.layer = torch.nn.Linear(4, 4)
+        self.ln = torch.nn.LayerNorm(4)
+        self.norm = torch.nn.RMSNorm(4)
+        self.final_norm = torch.nn.Linear(4, 4)
+        self.normalizer = torch.nn.Linear(4, 4, bias=False)  # "norm" inside a longer name decays
+        self.post = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+        self.scale = torch.nn.Parameter(torch.ones(4))
+        self.frozen = torch.nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def tiny_bert() -> torch.nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+@pytest.mark.parametrize("model", [Blocks, tiny_bert, Classifier])
+def test_weight_decay_skips_what_transformers_skips(model: Any) -> None:
+    module = model()
+    expected = set(transformers.Trainer.get_decay_parameter_names(None, module))
+    assert decay_parameter_names(module) == expected
+    assert 0 < len(expected) < len(list(module.parameters()))
+
+
+def groups_by_decay(optimizer: torch.optim.Optimizer) -> dict[float, set[int]]:
+    return {g["weight_decay"]: {id(p) for p in g["params"]} for g in optimizer.param_groups}
+
+
+@pytest.mark.parametrize(
+    ("optim", "optim_args"),
+    [
+        ("adamw_torch", None),
+        ("adamw_torch_fused", None),
+        ("sgd", None),
+        ("sgd", "momentum=0.9, dampening=0.1,nesterov=False"),
+        ("adagrad", "lr_decay=0.01,eps=1e-6"),
+        ("rmsprop", "momentum=0.5,alpha=0.9,centered=true"),
+    ],
+)
+def test_each_optimizer_is_the_one_transformers_builds(optim: str, optim_args: str | None) -> None:
+    settings = {"optim": optim, "optim_args": optim_args, "learning_rate": 3e-3, "weight_decay": 0.01}
+    settings.update(adam_beta1=0.8, adam_beta2=0.99, adam_epsilon=1e-7)
+    model = Blocks()
+    ours = create_optimizer(model, TrainingArguments(**settings))
+    cls, kwargs = transformers.Trainer.get_optimizer_cls_and_kwargs(hf_args(**settings), model)
+    assert type(ours) is cls
+    for key, value in kwargs.items():
+        assert ours.defaults[key] == value, key
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    decay = {id(p) for n, p in model.named_parameters() if n in decay_parameter_names(model)} & trainable
+    assert groups_by_decay(ours) == {0.01: decay, 0.0: trainable - decay}
+
+
+def test_adafactor_is_torchs() -> None:
+    args = TrainingArguments(optim="adafactor", optim_args="beta2_decay=-0.7,d=2", learning_rate=0.01)
+    optimizer = create_optimizer(Blocks(), args)
+    assert type(optimizer) is torch.optim.Adafactor
+    assert (optimizer.defaults["lr"], optimizer.defaults["beta2_decay"], optimizer.defaults["d"]) == (
+        0.01,
+        -0.7,
+        2.0,
+    )
+
+
+def test_every_optimizer_trains() -> None:
+    for optim in OPTIMIZERS:
+        model = Classifier()
+        optimizer = create_optimizer(model, TrainingArguments(optim=optim, learning_rate=0.1))
+        batch = Examples(8)[:]
+        before = model.linear.weight.detach().clone()
+        model(batch["x"], batch["labels"])["loss"].backward()
+        optimizer.step()
+        assert not torch.equal(before, model.linear.weight), optim
+
+
+@pytest.mark.parametrize(
+    ("optim", "optim_args", "message"),
+    [
+        ("sgd", "momentum", "expected 'key=value' pairs separated by commas, got 'momentum'"),
+        ("sgd", "mometum=0.9", "'sgd' takes momentum, dampening, nesterov; got unknown 'mometum'"),
+        ("sgd", "weight_decay=0.1", "(weight decay is TrainingArguments.weight_decay)"),
+        ("sgd", "nesterov=ture", "nesterov: 'ture' is not true or false"),
+        ("adagrad", "eps=nan", "eps: 'nan' is not a finite number"),
+        ("adamw_torch", "betas=0.9", "'adamw_torch' takes amsgrad; got unknown 'betas'"),
+    ],
+)
+def test_optim_args_are_checked_at_construction(optim: str, optim_args: str, message: str) -> None:
+    with pytest.raises(ArgumentError, match=r"TrainingArguments\.optim_args: ") as caught:
+        TrainingArguments(optim=optim, optim_args=optim_args)
+    assert message in str(caught.value)
+
+
+def test_the_default_optimizer_is_transformers_default() -> None:
+    assert TrainingArguments().optim == hf_args().optim.value
 
 
 # -- serialization -------------------------------------------------------------------------------------
