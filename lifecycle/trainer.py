@@ -20,6 +20,7 @@ checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save a
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
 optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
+label smoothing                :mod:`lifecycle.smoothing`
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -93,6 +94,7 @@ from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
+from lifecycle.smoothing import label_smoother
 from lifecycle.state import TrainerState
 from lifecycle.trace import TRACE_FILE, Tracer
 
@@ -130,6 +132,7 @@ class Trainer:
         self.eval_dataset = eval_dataset
         self.compute_metrics = compute_metrics
         self.processing_class = processing_class
+        self.label_smoother = label_smoother(model, self.args)
         self.optimizer, self.lr_scheduler = optimizers
         self._own_scheduler = False  # built by train() for its run, so the next train() builds another
         self.lifecycle = lifecycle
@@ -249,12 +252,11 @@ class Trainer:
         if self.model_wrapped is self.model:
             self.model_wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
         wrapped = self.model_wrapped
-        own_loss = type(self).compute_loss is not Trainer.compute_loss
         run = self.run = TrainingRun(
             loader=loader,
             plan=plan,
             resume_method=resume_method(loader),
-            forward=make_forward(wrapped, args, self.device, self.compute_loss if own_loss else None),
+            forward=make_forward(wrapped, args, self.device, self._loss_hook()),
             loss=LossTally(self.device, args.logging_nan_inf_filter),
             no_sync=wrapped.no_sync if isinstance(wrapped, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
@@ -480,7 +482,10 @@ class Trainer:
     ) -> Any:
         """The loss of one batch: ``model(**inputs)["loss"]``. Override it to compute another, as in
         transformers; it serves training and, for batches with ``labels``, evaluation
-        (``return_outputs=True`` then, and ``(loss, outputs)`` is expected)."""
+        (``return_outputs=True`` then, and ``(loss, outputs)`` is expected). ``label_smoothing_factor``
+        smooths the loss of batches with ``labels`` here."""
+        if self.label_smoother is not None and "labels" in inputs:
+            return self.label_smoother.compute_loss(model, inputs, return_outputs)
         outputs = model(**inputs)
         loss = loss_of(outputs)
         return (loss, outputs) if return_outputs else loss
@@ -509,6 +514,12 @@ class Trainer:
         run = self.run
         assert run is not None, "a training state ran outside train()"
         return run
+
+    def _loss_hook(self) -> Callable[..., Any] | None:
+        """``compute_loss`` where it does more than ``model(**inputs)["loss"]`` (overridden, or label
+        smoothing), else ``None``: the loops then call the model directly."""
+        own_loss = type(self).compute_loss is not Trainer.compute_loss
+        return self.compute_loss if own_loss or self.label_smoother is not None else None
 
     def _ensure_idle(self, entry_point: str) -> None:
         """``train()``, ``evaluate()`` and ``predict()`` start from rest, never inside a running one."""
@@ -566,14 +577,13 @@ class Trainer:
 
     def _prediction_loop(self, loader: Any, prefix: str) -> PredictionOutput:
         self._refresh_kwargs(eval_dataloader=loader)
-        own_loss = type(self).compute_loss is not Trainer.compute_loss
         return prediction_loop(
             self.model,
             loader,
             prefix,
             args=self.args,
             device=self.device,
-            compute_loss=self.compute_loss if own_loss else None,
+            compute_loss=self._loss_hook(),
             compute_metrics=self.compute_metrics,
             on_batch=lambda: self.dispatcher.emit("prediction_step"),
         )

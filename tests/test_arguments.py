@@ -1,12 +1,13 @@
 """TrainingArguments as transformers users write them: names, checks at construction, warmup, the
-optimizer they name and serialization; each compared with the installed transformers where it has the
-same thing."""
+optimizer they name, label smoothing and serialization; each compared with the installed transformers
+where it has the same thing."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
+import types
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import torch
 from lifecycle import ArgumentError, TrainingArguments
 from lifecycle.optim import create_optimizer, decay_parameter_names
 from lifecycle.optimizers import OPTIMIZERS
+from lifecycle.smoothing import LabelSmoother
+from lifecycle.trainer import Trainer
 from lifecycle.transformers_fields import TRANSFORMERS_FIELDS, UNSUPPORTED
 from tests.helpers import Classifier, Examples
 
@@ -281,6 +284,93 @@ def test_optim_args_are_checked_at_construction(optim: str, optim_args: str, mes
 
 def test_the_default_optimizer_is_transformers_default() -> None:
     assert TrainingArguments().optim == hf_args().optim.value
+
+
+# -- label smoothing -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("shape", "shift"), [((6, 5), False), ((3, 7, 5), False), ((3, 7, 5), True)])
+def test_label_smoothing_equals_transformers(shape: tuple[int, ...], shift: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(*shape, generator=g)
+    labels = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    labels.view(-1)[::4] = -100  # padding
+    outputs = {"logits": logits}
+    theirs = transformers.trainer_pt_utils.LabelSmoother(epsilon=0.1)(outputs, labels, shift_labels=shift)
+    ours = LabelSmoother(0.1)(outputs, labels, shift_labels=shift)
+    assert torch.allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_causal_language_models_shift_their_labels() -> None:
+    config = transformers.GPT2Config(n_embd=8, n_layer=1, n_head=2, vocab_size=20, n_positions=16)
+    trainer = Trainer(transformers.GPT2LMHeadModel(config), TrainingArguments(label_smoothing_factor=0.1))
+    assert trainer.label_smoother is not None and trainer.label_smoother.shift_labels
+    classifier = Trainer(Classifier(), TrainingArguments(label_smoothing_factor=0.1))
+    assert classifier.label_smoother is not None and not classifier.label_smoother.shift_labels
+    assert Trainer(Classifier(), TrainingArguments()).label_smoother is None
+
+
+def test_a_multi_label_classifier_is_not_smoothed_as_in_transformers() -> None:
+    model = tiny_bert()
+    model.config.problem_type = "multi_label_classification"
+    with pytest.warns(UserWarning, match="label smoothing does not apply to multi-label classification"):
+        trainer = Trainer(model, TrainingArguments(label_smoothing_factor=0.1))
+    assert trainer.label_smoother is None
+
+
+def train_and_evaluate(library: Any, out: Path, **settings: Any) -> tuple[list[Any], float, torch.Tensor]:
+    """Train the same classifier with transformers' Trainer or ours: losses logged, evaluation loss,
+    final weights. The whole dataset is one batch, so the two samplers' orders do not matter."""
+    torch.manual_seed(0)
+    common = {"output_dir": str(out), "per_device_train_batch_size": 16, "logging_steps": 1, **settings}
+    common.update(save_strategy="no", disable_tqdm=True, report_to="none")
+    if library is transformers:
+        args: Any = transformers.TrainingArguments(**common, use_cpu=True)
+    else:
+        args = TrainingArguments(**common)
+    model = Classifier()
+    model.config = types.SimpleNamespace()  # transformers reads its problem_type
+    trainer = library.Trainer(
+        model=model, args=args, train_dataset=Examples(16), eval_dataset=Examples(8, seed=1)
+    )
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return losses, trainer.evaluate()["eval_loss"], model.linear.weight.detach().clone()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"label_smoothing_factor": 0.2},
+        {
+            "label_smoothing_factor": 0.1,
+            "optim": "sgd",
+            "optim_args": "momentum=0.9",
+            "lr_scheduler_type": "cosine",
+        },
+        {"weight_decay": 0.1, "warmup_steps": 0.3, "adam_beta2": 0.95, "lr_scheduler_type": "inverse_sqrt"},
+    ],
+)
+def test_a_run_trains_as_transformers_trains_it(tmp_path: Path, settings: dict[str, Any]) -> None:
+    import lifecycle.trainer
+
+    settings = {"max_steps": 6, "learning_rate": 0.05, **settings}
+    theirs = train_and_evaluate(transformers, tmp_path / "hf", **settings)
+    ours = train_and_evaluate(lifecycle.trainer, tmp_path / "ours", **settings)
+    assert ours[0] == pytest.approx(theirs[0], rel=1e-5) and len(ours[0]) == 6
+    assert ours[1] == pytest.approx(theirs[1], rel=1e-5)
+    assert torch.allclose(ours[2], theirs[2], rtol=1e-5, atol=1e-6)
+
+
+def test_smoothing_leaves_an_overridden_compute_loss_alone(tmp_path: Path) -> None:
+    class Plain(Trainer):
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kwargs: Any) -> Any:
+            return model(**inputs)["loss"]
+
+    args = TrainingArguments(str(tmp_path), max_steps=1, label_smoothing_factor=0.3, report_to="none")
+    batch = Examples(8)[:]
+    plain = Plain(Classifier(), args)
+    assert torch.equal(plain.compute_loss(plain.model, batch), Classifier()(**batch)["loss"])
+    smoothed = Trainer(Classifier(), args)
+    assert not torch.equal(smoothed.compute_loss(smoothed.model, batch), Classifier()(**batch)["loss"])
 
 
 # -- serialization -------------------------------------------------------------------------------------
