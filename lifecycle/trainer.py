@@ -20,6 +20,7 @@ checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save a
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
 optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
+checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
 =============================  ==========================================================================
 
@@ -92,6 +93,7 @@ from lifecycle.machine import Lifecycle, LifecycleError
 from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
+from lifecycle.prepare import compile_for_training, enable_checkpointing
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.smoothing import label_smoother
@@ -250,15 +252,18 @@ class Trainer:
                 "TrainingArguments.metric_for_best_model (and an eval_strategy)"
             )
         if self.model_wrapped is self.model:
-            self.model_wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
+            enable_checkpointing(self.model, args)
+            wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
+            self.model_wrapped = compile_for_training(wrapped, args)
         wrapped = self.model_wrapped
+        ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
         run = self.run = TrainingRun(
             loader=loader,
             plan=plan,
             resume_method=resume_method(loader),
             forward=make_forward(wrapped, args, self.device, self._loss_hook()),
             loss=LossTally(self.device, args.logging_nan_inf_filter),
-            no_sync=wrapped.no_sync if isinstance(wrapped, DistributedDataParallel) else None,
+            no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
@@ -565,6 +570,7 @@ class Trainer:
             seed=self.args.data_seed or self.args.seed,
             train=train,
             drop_last=self.args.dataloader_drop_last,
+            pin_memory=self.args.dataloader_pin_memory and self.device.type == "cuda",
             rank=top.rank,
             world_size=top.world_size,
         )

@@ -1,6 +1,6 @@
-"""TrainingArguments as transformers users write them: names, checks at construction, warmup, the
-optimizer they name, label smoothing and serialization; each compared with the installed transformers
-where it has the same thing."""
+"""TrainingArguments as transformers users write them: names, checks at construction, the optimizer they
+name, label smoothing, activation checkpointing, torch.compile, pinned memory and serialization; each
+compared with the installed transformers where it has the same thing."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from lifecycle import ArgumentError, TrainingArguments
+from lifecycle.data import build_loader
 from lifecycle.optim import create_optimizer, decay_parameter_names
 from lifecycle.optimizers import OPTIMIZERS
 from lifecycle.smoothing import LabelSmoother
@@ -371,6 +373,107 @@ def test_smoothing_leaves_an_overridden_compute_loss_alone(tmp_path: Path) -> No
     assert torch.equal(plain.compute_loss(plain.model, batch), Classifier()(**batch)["loss"])
     smoothed = Trainer(Classifier(), args)
     assert not torch.equal(smoothed.compute_loss(smoothed.model, batch), Classifier()(**batch)["loss"])
+
+
+# -- the model as trained ------------------------------------------------------------------------------
+class Checkpointable(Classifier):
+    """Records how its checkpointing was turned on."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        setattr(self, method, lambda **kwargs: self.calls.append((method, kwargs)))
+
+
+@pytest.mark.parametrize(
+    ("method", "given", "called"),
+    [
+        ("gradient_checkpointing_enable", None, {"gradient_checkpointing_kwargs": None}),
+        (
+            "gradient_checkpointing_enable",
+            {"use_reentrant": False},
+            {"gradient_checkpointing_kwargs": {"use_reentrant": False}},
+        ),
+        (
+            "activation_checkpointing_enable",
+            {"use_reentrant": False, "every_n_layers": 2},
+            {"activation_checkpointing_kwargs": {"use_reentrant": False}, "every_n_layers": 2},
+        ),
+    ],
+)
+def test_gradient_checkpointing_calls_the_models_own_method(
+    tmp_path: Path, method: str, given: dict[str, Any] | None, called: dict[str, Any]
+) -> None:
+    model = Checkpointable(method)
+    args = TrainingArguments(
+        str(tmp_path),
+        max_steps=1,
+        gradient_checkpointing=True,
+        gradient_checkpointing_kwargs=given,
+        report_to="none",
+    )
+    assert args.activation_checkpointing and args.activation_checkpointing_kwargs == given
+    Trainer(model, args, train_dataset=Examples(8)).train()
+    assert model.calls == [(method, called)]
+
+
+def test_gradient_checkpointing_of_a_transformers_model(tmp_path: Path) -> None:
+    config = transformers.GPT2Config(n_embd=8, n_layer=2, n_head=2, vocab_size=20, n_positions=16)
+    model = transformers.GPT2LMHeadModel(config)
+    data = [
+        {"input_ids": torch.arange(i, i + 8) % 20, "labels": torch.arange(i, i + 8) % 20} for i in range(4)
+    ]
+    args = TrainingArguments(str(tmp_path), max_steps=1, activation_checkpointing=True, report_to="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the current method, not the deprecated one
+        Trainer(model, args, train_dataset=data).train()
+    assert model.is_gradient_checkpointing
+
+
+def test_gradient_checkpointing_needs_the_model_to_have_it(tmp_path: Path) -> None:
+    args = TrainingArguments(str(tmp_path), max_steps=1, gradient_checkpointing=True, report_to="none")
+    with pytest.raises(ArgumentError, match=r"Classifier has no gradient_checkpointing_enable\(\)"):
+        Trainer(Classifier(), args, train_dataset=Examples(8)).train()
+
+
+def test_the_two_names_of_checkpointing_must_agree() -> None:
+    with pytest.raises(ArgumentError, match="gradient_checkpointing=True and activation_checkpointing=False"):
+        TrainingArguments(gradient_checkpointing=True, activation_checkpointing=False)
+    args = TrainingArguments()
+    assert args.activation_checkpointing is False and args.gradient_checkpointing is False
+
+
+def test_torch_compile_trains_the_compiled_model(tmp_path: Path) -> None:
+    weights = []
+    for compile_it in (False, True):
+        torch.manual_seed(0)
+        model = Classifier()
+        compiling = {"torch_compile_backend": "eager"} if compile_it else {}  # a backend turns it on
+        args = TrainingArguments(str(tmp_path), max_steps=3, report_to="none", **compiling)
+        trainer = Trainer(model, args, train_dataset=Examples(16))
+        trainer.train()
+        assert (trainer.model_wrapped is not model) == compile_it and trainer.model is model
+        weights.append(model.linear.weight.detach().clone())
+    assert torch.allclose(weights[0], weights[1])
+
+
+def test_a_compile_backend_or_mode_turns_compiling_on_as_in_transformers() -> None:
+    for settings in ({"torch_compile_backend": "eager"}, {"torch_compile_mode": "reduce-overhead"}):
+        ours, theirs = TrainingArguments(**settings), hf_args(**settings)
+        assert (ours.torch_compile, ours.torch_compile_backend) == (True, theirs.torch_compile_backend)
+    assert TrainingArguments(torch_compile=True).torch_compile_backend == "inductor"
+
+
+# -- data loading --------------------------------------------------------------------------------------
+def test_pinned_memory_where_there_is_a_gpu_to_copy_to(tmp_path: Path) -> None:
+    assert build_loader(
+        Examples(4), 2, collate_fn=None, num_workers=0, seed=0, train=True, pin_memory=True
+    ).pin_memory
+    args = TrainingArguments(str(tmp_path), report_to="none")
+    assert args.dataloader_pin_memory
+    trainer = Trainer(Classifier(), args, train_dataset=Examples(4))
+    assert trainer.get_train_dataloader().pin_memory == (trainer.device.type == "cuda")
+    assert not TrainingArguments(use_cpu=True).dataloader_pin_memory  # as transformers
 
 
 # -- serialization -------------------------------------------------------------------------------------
