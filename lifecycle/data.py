@@ -144,14 +144,21 @@ def build_loader(
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
+    pin_memory: bool = False,
 ) -> DataLoader[Any]:
     """The trainer's own loader: over an :class:`EpochSampler`, shuffled and shared out among the ranks
     for training, in order and whole on every rank for evaluation.
 
     Iterable data is read as it comes (with several ranks, it shares itself out, as PyTorch's
-    ``IterableDataset`` docs describe)."""
+    ``IterableDataset`` docs describe). ``pin_memory`` pins batches for a fast copy to the GPU."""
     if isinstance(dataset, IterableDataset):
-        return DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn, num_workers=num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
     ranks = {"rank": rank, "world_size": world_size} if train else {}
     return DataLoader(
         dataset,
@@ -160,6 +167,7 @@ def build_loader(
         collate_fn=collate_fn,
         num_workers=num_workers,
         drop_last=drop_last and train,
+        pin_memory=pin_memory,
     )
 
 

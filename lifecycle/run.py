@@ -43,6 +43,8 @@ class TrainingRun:
     """The training loss since the last log, on the device."""
     no_sync: Callable[[], AbstractContextManager[None]] | None = None
     """DDP's ``no_sync`` inside an accumulation window (``None`` in one process)."""
+    metric_schedule: bool = False
+    """The scheduler steps on the evaluation metric (after each evaluation), not after each step."""
     scaler: torch.amp.GradScaler | None = None
     """fp16 loss scaling."""
     resume_from: Path | None = None

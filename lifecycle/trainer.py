@@ -19,7 +19,9 @@ evaluation and prediction      :mod:`lifecycle.evaluation`; predictions gathered
 checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save and load a run)
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
-optimizer and schedule         :mod:`lifecycle.optim`
+optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
+checkpointing, torch.compile   :mod:`lifecycle.prepare`
+label smoothing                :mod:`lifecycle.smoothing`
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -74,7 +76,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from lifecycle import distributed
-from lifecycle.args import TrainingArguments
+from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry, load_weights
@@ -97,12 +99,14 @@ from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
 from lifecycle.machine import Lifecycle, LifecycleError
-from lifecycle.optim import default_optimizer, default_scheduler
+from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.preflight import check_training
+from lifecycle.prepare import compile_for_training, enable_checkpointing
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
+from lifecycle.smoothing import label_smoother
 from lifecycle.state import TrainerState
 from lifecycle.trace import TRACE_FILE, Tracer
 
@@ -146,6 +150,7 @@ class Trainer:
         #: the batch keys that are labels (``args.label_names``, else found in ``model.forward``)
         names = self.args.label_names
         self.label_names = default_label_names(self.model) if names is None else names
+        self.label_smoother = label_smoother(model, self.args)
         self.optimizer, self.lr_scheduler = optimizers
         self._own_scheduler = False  # built by train() for its run, so the next train() builds another
         self.lifecycle = lifecycle
@@ -261,21 +266,29 @@ class Trainer:
         loader = self.get_train_dataloader()
         plan = plan_steps(args, length(loader))
         if self.optimizer is None:
-            self.optimizer = default_optimizer(self.model, args)
+            self.optimizer = create_optimizer(self.model, args)
         if self.lr_scheduler is None or self._own_scheduler:
-            self.lr_scheduler = default_scheduler(self.optimizer, args, plan.max_steps)
+            self.lr_scheduler = create_scheduler(self.optimizer, args, plan.max_steps)
             self._own_scheduler = True
+        if steps_on_metric(self.lr_scheduler) and args.metric_for_best_model is None:
+            raise ArgumentError(
+                f"{type(self.lr_scheduler).__name__} steps on the evaluation metric: set "
+                "TrainingArguments.metric_for_best_model (and an eval_strategy)"
+            )
         if self.model_wrapped is self.model:
-            self.model_wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
+            enable_checkpointing(self.model, args)
+            wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
+            self.model_wrapped = compile_for_training(wrapped, args)
         wrapped = self.model_wrapped
-        own_loss = type(self).compute_loss is not Trainer.compute_loss
+        ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
         run = self.run = TrainingRun(
             loader=loader,
             plan=plan,
             resume_method=resume_method(loader),
-            forward=make_forward(wrapped, args, self.device, self.compute_loss if own_loss else None),
+            forward=make_forward(wrapped, args, self.device, self._loss_hook()),
             loss=LossTally(self.device, args.logging_nan_inf_filter),
-            no_sync=wrapped.no_sync if isinstance(wrapped, DistributedDataParallel) else None,
+            no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
+            metric_schedule=steps_on_metric(self.lr_scheduler),
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
@@ -376,8 +389,12 @@ class Trainer:
         """State ``advance``: scheduler step, gradients zeroed, ``global_step`` and ``epoch`` advanced."""
         run, state = self._training(), self.state
         p = state.position
-        run.learning_rate = self.lr_scheduler.get_last_lr()[0]
-        self.lr_scheduler.step()
+        if run.metric_schedule:  # stepped after each evaluation (judge_evaluation)
+            assert self.optimizer is not None
+            run.learning_rate = self.optimizer.param_groups[0]["lr"]
+        else:
+            run.learning_rate = self.lr_scheduler.get_last_lr()[0]
+            self.lr_scheduler.step()
         self.model.zero_grad(set_to_none=True)
         state.global_step += 1
         state.epoch = p.epoch_index + p.batch_index / p.batches_in_epoch
@@ -453,7 +470,8 @@ class Trainer:
         self.payload = {"metrics": output.metrics}
 
     def judge_evaluation(self) -> None:
-        """State ``judge``: the best metric tracked; save strategy ``best`` flags a save on a new best."""
+        """State ``judge``: the best metric tracked; save strategy ``best`` flags a save on a new best; a
+        schedule that steps on the metric (``reduce_lr_on_plateau``) steps."""
         args, state, metrics = self.args, self.state, self.call.metrics
         name = args.metric_for_best_model
         if name is None:
@@ -465,11 +483,11 @@ class Trainer:
                 f"{sorted(metrics)}"
             )
         value, best = metrics[key], state.best_metric
+        if self._training().metric_schedule:
+            self.lr_scheduler.step(value)
         finite = math.isfinite(value)  # a nan or inf score never becomes the best: none could beat it
         if not finite:
-            logger.warning(
-                "%s is %s at step %d: not a candidate for the best model", key, value, state.global_step
-            )
+            logger.warning("%s is %s at step %d: never the best model", key, value, state.global_step)
         better = best is None or (value > best if args.greater_is_better else value < best)
         new_best = finite and better
         if new_best:
@@ -509,7 +527,10 @@ class Trainer:
     ) -> Any:
         """The loss of one batch: ``model(**inputs)["loss"]`` (a tuple's first item). Override it to compute
         another, as in transformers; it serves training and, for batches with their labels, evaluation
-        (``return_outputs=True`` then, and ``(loss, outputs)`` is expected)."""
+        (``return_outputs=True`` then, and ``(loss, outputs)`` is expected). ``label_smoothing_factor``
+        smooths the loss of batches with ``labels`` here."""
+        if self.label_smoother is not None and "labels" in inputs:
+            return self.label_smoother.compute_loss(model, inputs, return_outputs)
         outputs = model(**inputs)
         loss = loss_of(outputs, inputs)
         return (loss, outputs) if return_outputs else loss
@@ -538,6 +559,12 @@ class Trainer:
         run = self.run
         assert run is not None, "a training state ran outside train()"
         return run
+
+    def _loss_hook(self) -> Callable[..., Any] | None:
+        """``compute_loss`` where it does more than ``model(**inputs)["loss"]`` (overridden, or label
+        smoothing), else ``None``: the loops then call the model directly."""
+        own_loss = type(self).compute_loss is not Trainer.compute_loss
+        return self.compute_loss if own_loss or self.label_smoother is not None else None
 
     def _ensure_idle(self, entry_point: str) -> None:
         """``train()``, ``evaluate()`` and ``predict()`` start from rest, never inside a running one."""
@@ -583,6 +610,7 @@ class Trainer:
             seed=self.args.data_seed or self.args.seed,
             train=train,
             drop_last=self.args.dataloader_drop_last,
+            pin_memory=self.args.dataloader_pin_memory and self.device.type == "cuda",
             rank=top.rank,
             world_size=top.world_size,
         )

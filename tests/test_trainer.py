@@ -251,11 +251,14 @@ def test_an_added_state_fires_its_callback_and_leaves_hf_events_unchanged(tmp_pa
     [
         (
             {"eval_strategy": "sometimes"},
-            "TrainingArguments.eval_strategy='sometimes' is not allowed; choose one of 'no', 'steps'",
+            "TrainingArguments.eval_strategy: must be one of 'no', 'steps', 'epoch', got 'sometimes'",
         ),
-        ({"save_strategy": "always"}, "choose one of 'no', 'steps', 'epoch', 'best'"),
-        ({"learning_rate": -1.0}, "TrainingArguments.learning_rate=-1.0 must be >= 0"),
-        ({"gradient_accumulation_steps": 0}, "TrainingArguments.gradient_accumulation_steps=0 must be >= 1"),
+        ({"save_strategy": "always"}, "must be one of 'no', 'steps', 'epoch', 'best'"),
+        ({"learning_rate": -1.0}, "TrainingArguments.learning_rate: must be >= 0, got -1.0"),
+        (
+            {"gradient_accumulation_steps": 0},
+            "TrainingArguments.gradient_accumulation_steps: must be >= 1, got 0",
+        ),
         ({"bf16": True, "fp16": True}, "bf16 and fp16 cannot both be True"),
         (
             {"load_best_model_at_end": True, "eval_strategy": "steps", "save_strategy": "epoch"},

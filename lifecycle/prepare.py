@@ -1,0 +1,50 @@
+"""The model as trained: activation (gradient) checkpointing and ``torch.compile``, as the arguments ask.
+
+Checkpointing is the model's own: ``activation_checkpointing_enable`` (transformers 5) or
+``gradient_checkpointing_enable`` (transformers 4 and models written after them), given
+``activation_checkpointing_kwargs``; ``every_n_layers`` and ``offload`` in them go to the method as
+keywords of their own, the others on to ``torch.utils.checkpoint``. Compiling wraps the model the
+trainer trains (``trainer.model_wrapped``); evaluation, saving and ``trainer.model`` keep the module.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lifecycle.args import ArgumentError, TrainingArguments
+
+__all__ = ["compile_for_training", "enable_checkpointing"]
+
+_OWN_KEYWORDS = ("every_n_layers", "offload")
+
+
+def enable_checkpointing(model: torch.nn.Module, args: TrainingArguments) -> None:
+    """Turn on the model's activation checkpointing when ``activation_checkpointing`` (alias
+    ``gradient_checkpointing``) is set; a model without the method is an error."""
+    if not args.activation_checkpointing:
+        return
+    options = dict(args.activation_checkpointing_kwargs or {})
+    own = {k: options.pop(k) for k in _OWN_KEYWORDS if k in options}
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if callable(enable):
+        enable(activation_checkpointing_kwargs=options or None, **own)
+        return
+    enable = getattr(model, "gradient_checkpointing_enable", None)
+    if callable(enable):
+        enable(gradient_checkpointing_kwargs=options or None, **own)
+    else:
+        raise ArgumentError(
+            f"TrainingArguments.gradient_checkpointing: {type(model).__name__} has no "
+            "gradient_checkpointing_enable() (nor activation_checkpointing_enable()) to turn it on; "
+            "apply torch.utils.checkpoint in its forward instead"
+        )
+
+
+def compile_for_training(model: torch.nn.Module, args: TrainingArguments) -> torch.nn.Module:
+    """``torch.compile(model)`` with the arguments' backend and mode if ``torch_compile``, else ``model``."""
+    if not args.torch_compile:
+        return model
+    compiled: torch.nn.Module = torch.compile(  # type: ignore[assignment]
+        model, backend=args.torch_compile_backend or "inductor", mode=args.torch_compile_mode
+    )
+    return compiled
