@@ -3,9 +3,13 @@
 The fields are Hugging Face's, plus :class:`Position` — the lifecycle state and the loop counters
 the guards read — so that a saved state says exactly where training stopped.
 
-The file carries ``schema_version`` (``major.minor``). A missing field takes its default, so older
-files (Hugging Face's ``trainer_state.json`` included) load; a field this release does not know is
-kept, written back unchanged and reported; a newer *major* version is refused.
+The file carries ``schema_version`` (``major.minor``). A field this release does not know is kept,
+written back unchanged and reported; a newer *major* version is refused.
+
+A missing field takes its default when a state file is simply read, so that Hugging Face's
+``trainer_state.json`` loads. A checkpoint's state file (``checkpoint=True``) must have every field,
+``position`` and each of its fields included: a resume from defaults would go on from the wrong place.
+Only the fields added after the first release (:data:`ADDED_LATER`) may be missing there; they default.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-__all__ = ["SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "converter"]
+__all__ = ["ADDED_LATER", "SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "converter"]
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.2"
 """Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
+
+ADDED_LATER = frozenset({"position.evaluated_step", "position.evaluations_left", "position.fired"})
+"""Fields a checkpoint written by an earlier release lacks; they take their defaults."""
 
 LogEntry = dict[str, Any]
 
@@ -90,12 +97,17 @@ class TrainerState:
         return {"schema_version": SCHEMA_VERSION, **converter.unstructure(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "trainer state") -> TrainerState:
-        """Structure ``data``; ``source`` (a file name) prefixes every error and warning."""
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "trainer state", checkpoint: bool = False
+    ) -> TrainerState:
+        """Structure ``data``; ``source`` (a file name) prefixes every error and warning. With
+        ``checkpoint``, a missing field (but those :data:`ADDED_LATER`) is an error naming it."""
         if not isinstance(data, dict):
             raise StateFileError(f"{source}: expected a JSON object, got {type(data).__name__}")
         body = dict(data)
         _check_version(body.pop("schema_version", "1.0"), source)
+        if checkpoint:
+            _check_complete(body, source)
         try:
             state = converter.structure(body, cls)
         except Exception as exc:
@@ -116,14 +128,32 @@ class TrainerState:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def load_from_json(cls, path: str | Path) -> TrainerState:
+    def load_from_json(cls, path: str | Path, checkpoint: bool = False) -> TrainerState:
+        """The state in ``path``; ``checkpoint``: a checkpoint's, with every field (see the module)."""
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError) as exc:
             raise StateFileError(f"{path}: cannot be read ({exc})") from None
         except json.JSONDecodeError as exc:
             raise StateFileError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(data, source=str(path), checkpoint=checkpoint)
+
+
+def _check_complete(body: dict[str, Any], source: str) -> None:
+    """Refuse a checkpoint's state that lacks a field: it would resume from the field's default."""
+    missing = [a.name for a in attrs.fields(TrainerState) if a.name != "unknown" and a.name not in body]
+    position = body.get("position")
+    if isinstance(position, dict):
+        missing += [
+            f"position.{a.name}"
+            for a in attrs.fields(Position)
+            if a.name != "unknown" and a.name not in position and f"position.{a.name}" not in ADDED_LATER
+        ]
+    if missing:
+        raise StateFileError(
+            f"{source}: {', '.join(missing)} missing; a checkpoint's state file has every field "
+            "(resuming from defaults would go on from the wrong place)"
+        )
 
 
 def _check_version(version: Any, source: str) -> None:

@@ -28,6 +28,7 @@ from lifecycle.checkpoint import (
     write_checkpoint,
 )
 from lifecycle.checkpoint.contents import read_resume
+from lifecycle.checkpoint.legacy import upgrade_checkpoint
 from lifecycle.cli.inspect import inspect_command
 from lifecycle.state import SCHEMA_VERSION, StateFileError
 from lifecycle.trainer import Trainer
@@ -92,9 +93,11 @@ def copy_run(src: Path, dst: Path) -> Path:
 def reseal(folder: Path) -> None:
     """Rewrite the manifest to match the folder's files, as an attacker with write access could."""
     manifest = json.loads((folder / MANIFEST).read_text())
-    for name in manifest["files"]:
-        data = (folder / name).read_bytes()
-        manifest["files"][name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["files"] = {}
+    for file in sorted(folder.iterdir()):
+        if file.name != MANIFEST:
+            data = file.read_bytes()
+            manifest["files"][file.name] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     (folder / MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -220,12 +223,12 @@ def test_resume_true_skips_damaged_checkpoints(
     trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     out = copy_run(trained, tmp_path / "run")
-    (out / "checkpoint-8" / "optimizer.pt").write_bytes(b"garbage")
+    (out / "checkpoint-8" / "optimizer.safetensors").write_bytes(b"garbage")
     (out / "checkpoint-6" / MANIFEST).unlink()
     t = small_trainer(out)
     with caplog.at_level(logging.WARNING):
         t.train(resume_from_checkpoint=True)
-    assert "checkpoint-8/optimizer.pt" in caplog.text and "checkpoint-6/manifest.json" in caplog.text
+    assert "checkpoint-8/optimizer.safetensors" in caplog.text and "checkpoint-6/manifest.json" in caplog.text
     assert t.run is not None and t.run.resume_from == out / "checkpoint-4"
     assert [e["step"] for e in t.state.log_history if "loss" in e] == [2, 4, 6, 8]
 
@@ -261,16 +264,22 @@ class Boom:
 
 
 def test_a_malicious_pickle_is_refused_and_never_runs(trained: Path, tmp_path: Path) -> None:
+    """A checkpoint laid out as an earlier release wrote it, its optimizer state a malicious pickle:
+    resuming never reads it, and the explicit upgrade reads it with ``weights_only`` and refuses it."""
     out = copy_run(trained, tmp_path / "run")
     marker = tmp_path / "pwned"
     buffer = io.BytesIO()
     torch.save({"state": {}, "param_groups": [], "payload": Boom(marker)}, buffer)
     folder = out / "checkpoint-4"
+    for part in ("optimizer.json", "optimizer.safetensors"):
+        (folder / part).unlink()
     (folder / "optimizer.pt").write_bytes(buffer.getvalue())
     reseal(folder)
     verify_checkpoint(folder)  # the manifest matches: only the loader can stop it
-    with pytest.raises(CheckpointError, match=r"checkpoint-4/optimizer\.pt: refused"):
+    with pytest.raises(CheckpointError, match=r"checkpoint-4/optimizer\.pt: a pickle.*lifecycle upgrade"):
         small_trainer(out).train(resume_from_checkpoint=folder)
+    with pytest.raises(CheckpointError, match=r"checkpoint-4/optimizer\.pt: cannot be read"):
+        upgrade_checkpoint(folder)
     assert not marker.exists()
     pickle.loads(pickle.dumps(Boom(marker)))  # the payload is live: plain unpickling does run it
     assert marker.exists()
@@ -344,7 +353,8 @@ def test_inspect_reports_an_intact_checkpoint(trained: Path, capsys: pytest.Capt
     state = json.loads((trained / "checkpoint-6" / "trainer_state.json").read_text())
     assert f"step           {state['global_step']} of {state['max_steps']}" in text
     assert f"epoch index {state['position']['epoch_index']}" in text
-    assert "ok  optimizer.pt" in text and "integrity      ok" in text
+    assert "ok  optimizer.json" in text and "ok  optimizer.safetensors" in text
+    assert "integrity      ok" in text
     assert "data position  the epoch's order sliced (EpochSampler)" in text
 
 
@@ -352,10 +362,10 @@ def test_inspect_names_the_damaged_file(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = copy_run(trained, tmp_path / "run")
-    (out / "checkpoint-6" / "scheduler.pt").write_bytes(b"")
+    (out / "checkpoint-6" / "scheduler.json").write_bytes(b"")
     assert inspect_command(str(out / "checkpoint-6")) == 1
     text = capsys.readouterr().out
-    assert "BAD scheduler.pt" in text and "DAMAGED: scheduler.pt" in text
+    assert "BAD scheduler.json" in text and "DAMAGED: scheduler.json" in text
     assert inspect_command(str(out)) == 2
 
 

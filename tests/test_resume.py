@@ -82,7 +82,7 @@ def test_a_loader_of_ones_own_resumes_exactly(
     with pytest.raises(CallbackError, match="interrupted"):
         first.train()
     checkpoint = tmp_path / "run" / f"checkpoint-{step}"
-    assert (checkpoint / "dataloader.pt").is_file() == (loading == "stateful")
+    assert (checkpoint / "dataloader.json").is_file() == (loading == "stateful")
     report = io.StringIO()
     assert inspect_command(str(checkpoint), out=report) == 0
     assert ("the loader's own state" if loading == "stateful" else "replayed:") in report.getvalue()

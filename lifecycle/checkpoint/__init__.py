@@ -3,6 +3,8 @@
 =====================  ===================================================================
 ``folder``             the ``checkpoint-<step>`` folder: atomic write, manifest, verify, rotate
 ``contents``           the files in it (weights, optimizer, resume state, ...) written and read
+``tree``               a state dict as safetensors + JSON, read back without an unpickler
+``legacy``             checkpoints of earlier releases, whose state dicts are pickles
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
 =====================  ===================================================================
 

@@ -4,13 +4,13 @@
 
 =========================  ==========================================================================
 ``model.safetensors``      the weights (safetensors: no code can hide in it)
-``optimizer.pt``           optimizer state dict  } tensors and plain containers only, read with
-``scheduler.pt``           scheduler state dict  } ``torch.load(weights_only=True)``; a file holding
-``scaler.pt``              grad scaler, if any   } anything else is refused
-``dataloader.pt``          the training loader's own ``state_dict``, when it has one (torchdata's
-                           ``StatefulDataLoader``); read like the optimizer's
+``optimizer.*``            optimizer state dict  } each as ``.safetensors`` (its tensors) and ``.json``
+``scheduler.*``            scheduler state dict  } (the rest), :mod:`lifecycle.checkpoint.tree`;
+``scaler.*``               grad scaler, if any   } nothing is unpickled
+``dataloader.*``           the training loader's own ``state_dict``, when it has one (torchdata's
+                           ``StatefulDataLoader``); written like the optimizer's
 ``resume.json``            :class:`ResumeState`: random generators, loss since the last log, flags
-``*-rank<r>.*``            ``resume.json`` and ``dataloader.pt`` of rank ``r`` of a distributed run
+``*-rank<r>.*``            ``resume.json`` and ``dataloader.*`` of rank ``r`` of a distributed run
 ``trainer_state.json``     :class:`~lifecycle.TrainerState`, with ``position`` and callback states
 ``callbacks.safetensors``  tensors held in callbacks' states (:mod:`lifecycle.checkpoint.callback_state`)
 ``manifest.json``          size and sha256 of every file above
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,13 @@ from typing import Any
 import attrs
 import cattrs
 
+from lifecycle.checkpoint import legacy, tree
 from lifecycle.checkpoint.folder import STATE_FILE, WEIGHTS_FILE, CheckpointError
 from lifecycle.rng import RngState, capture_rng
 from lifecycle.state import TrainerState
 
 __all__ = [
-    "DATALOADER_FILE",
+    "DATALOADER",
     "RESUME_FILE",
     "LossCarry",
     "ResumeState",
@@ -56,10 +56,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RESUME_FILE = "resume.json"
-DATALOADER_FILE = "dataloader.pt"
-OPTIMIZER_FILE = "optimizer.pt"
-SCHEDULER_FILE = "scheduler.pt"
-SCALER_FILE = "scaler.pt"
+DATALOADER = "dataloader"
+OPTIMIZER = "optimizer"
+SCHEDULER = "scheduler"
+SCALER = "scaler"
 RESUME_FORMAT = 1
 
 
@@ -163,15 +163,13 @@ def write_resume(folder: Path, resume: ResumeState, rank: int = 0) -> None:
 
 def save_loader_states(folder: Path, states: Sequence[Mapping[str, Any] | None]) -> None:
     """Each rank's training loader ``state_dict()`` (``None``: a loader without one)."""
-    import torch
-
     for rank, state in enumerate(states):
         if state is not None:
-            torch.save(state, folder / rank_file(DATALOADER_FILE, rank))
+            tree.save_tree(folder, rank_file(DATALOADER, rank), state)
 
 
-def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
-    """The :class:`ResumeState` of ``rank``, or ``None`` for a checkpoint written without one.
+def read_resume(folder: Path, rank: int = 0) -> ResumeState:
+    """The :class:`ResumeState` of ``rank``; a checkpoint without ``resume.json`` is an error naming it.
 
     A rank the checkpoint has no file for (it was written by fewer processes) continues from rank 0's
     state, with a warning: its random draws and carried loss are not those of an uninterrupted run.
@@ -185,7 +183,10 @@ def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
         )
         path = folder / RESUME_FILE
     if not path.is_file():
-        return None
+        raise CheckpointError(
+            f"{path}: missing; every checkpoint has one (without it the random generators and the "
+            "loss since the last log would not be restored, and the run would not resume exactly)"
+        )
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
@@ -200,40 +201,35 @@ def read_resume(folder: Path, rank: int = 0) -> ResumeState | None:
 
 
 def parts(optimizer: Any, scheduler: Any, scaler: Any = None) -> dict[str, Any]:
-    """The objects saved through ``state_dict()``, by file name (``None``: not part of this run)."""
-    return {OPTIMIZER_FILE: optimizer, SCHEDULER_FILE: scheduler, SCALER_FILE: scaler}
+    """The objects saved through ``state_dict()``, by name (``None``: not part of this run)."""
+    return {OPTIMIZER: optimizer, SCHEDULER: scheduler, SCALER: scaler}
 
 
 def save_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
-    """``torch.save(obj.state_dict())`` for each ``file name -> obj`` (``None`` objects skipped)."""
-    import torch
-
+    """Each ``name -> obj``'s ``state_dict()`` as ``name.safetensors`` + ``name.json`` (``None`` skipped)."""
     for name, obj in parts.items():
         if obj is not None:
-            torch.save(obj.state_dict(), folder / name)
+            tree.save_tree(folder, name, obj.state_dict())
 
 
 def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
-    """Load each file into its object, refusing anything but tensors and plain containers."""
-    import torch
-
+    """Load each saved state dict into its object; a missing, malformed or unfitting file is an error
+    naming it, and a pickled one (written by an earlier release) is refused unread."""
     for name, obj in parts.items():
-        path = folder / name
         if obj is None:
             continue
-        if not path.is_file():
-            raise CheckpointError(f"{path}: missing (this run has a {type(obj).__name__} to restore)")
-        try:
-            saved = torch.load(path, weights_only=True, map_location="cpu")
-        except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError) as exc:
+        if not (folder / tree.json_file(name)).is_file():
+            legacy.refuse_pickled(folder, name)
             raise CheckpointError(
-                f"{path}: refused; not a file of tensors and plain containers ({_first_line(exc)})"
-            ) from None
+                f"{folder / tree.json_file(name)}: missing (this run has a {type(obj).__name__} to restore)"
+            )
+        saved = tree.load_tree(folder, name)
         try:
             obj.load_state_dict(saved)
-        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        except Exception as exc:
             raise CheckpointError(
-                f"{path}: does not fit this {type(obj).__name__} ({_first_line(exc)})"
+                f"{folder / tree.json_file(name)}: does not fit this {type(obj).__name__} "
+                f"({type(exc).__name__}: {_first_line(exc)})"
             ) from None
 
 
@@ -259,4 +255,5 @@ def save_weights(folder: Path, model: Any) -> None:
 
 
 def read_state(folder: Path) -> TrainerState:
-    return TrainerState.load_from_json(folder / STATE_FILE)
+    """The checkpoint's :class:`TrainerState`, every field a checkpoint must have present."""
+    return TrainerState.load_from_json(folder / STATE_FILE, checkpoint=True)

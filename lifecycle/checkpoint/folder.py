@@ -26,6 +26,7 @@ __all__ = [
     "check_files",
     "list_checkpoints",
     "newest_valid_checkpoint",
+    "replace_checkpoint",
     "rotate_checkpoints",
     "verify_checkpoint",
     "write_checkpoint",
@@ -62,9 +63,14 @@ def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[P
     """Create ``output_dir/checkpoint-<step>`` atomically; ``write_files(folder)`` fills it."""
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{step}"
+    return replace_checkpoint(root / f"{PREFIX}{step}", step, write_files)
+
+
+def replace_checkpoint(final: Path, step: int, write_files: Callable[[Path], None]) -> Path:
+    """Write the checkpoint folder ``final`` of ``step`` whole, in place of any folder of that name."""
+    root = final.parent
     _tidy(root)
-    tmp = root / f".{PREFIX}{step}.tmp-{os.getpid()}"
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
     tmp.mkdir()
     try:
         write_files(tmp)
@@ -82,7 +88,7 @@ def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[P
         _fsync(p)
     _fsync(tmp)
     if final.exists():  # the same step saved again: keep the old one until the new one is in place
-        old = root / f".{PREFIX}{step}.old-{os.getpid()}"
+        old = root / f".{final.name}.old-{os.getpid()}"
         final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)

@@ -100,7 +100,7 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     contents.load_weights(path, trainer.model, str(trainer.device))
     parts = contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler)
     if run.resume_method == "state_dict":
-        parts[contents.rank_file(contents.DATALOADER_FILE, rank)] = run.loader
+        parts[contents.rank_file(contents.DATALOADER, rank)] = run.loader
     contents.load_state_dicts(path, parts)
     if run.resume_method == "state_dict" and not state.position.epoch_open:
         # the restored iterator is the closed epoch's; the next one begins a new epoch, as in the
@@ -109,11 +109,10 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     if trainer.args.restore_callback_states_from_checkpoint:
         tensors = callback_state.load_callback_tensors(path)
         callback_state.restore_callback_states(trainer.callbacks, state.stateful_callbacks, tensors)
-    if resumed is not None:
-        resumed.check_sampler(getattr(run.loader, "sampler", None), path)
-        trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
-        if _trains_longer(trainer, state, run):
-            trainer.control.should_training_stop = False
+    resumed.check_sampler(getattr(run.loader, "sampler", None), path)
+    trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
+    if _trains_longer(trainer, state, run):
+        trainer.control.should_training_stop = False
     run.resumed = resumed
     return state
 

@@ -1,7 +1,8 @@
 """The ``lifecycle`` command: its arguments, and which module runs each subcommand.
 
-One module per subcommand (``demo``, ``graph``, ``inspect``, ``trace``), imported only when it runs:
-only ``demo`` imports torch; the other commands, and ``--help``, answer without it.
+One module per subcommand (``demo``, ``graph``, ``inspect``, ``trace``, ``upgrade``), imported only
+when it runs: only ``demo`` and ``upgrade`` import torch; the other commands, and ``--help``, answer
+without it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="what a checkpoint holds, and whether it is intact")
     inspect.add_argument("path", help="a checkpoint-<step> folder")
 
+    upgrade = sub.add_parser(
+        "upgrade", help="rewrite a checkpoint of an earlier release without pickles (only one you trust)"
+    )
+    upgrade.add_argument("paths", nargs="+", metavar="path", help="checkpoint-<step> folders")
+
     trace = sub.add_parser("trace", help="which transitions fired in a run and where the time went")
     trace.add_argument("run_dir", help="a run's output_dir (holding trace.json)")
     trace.add_argument("--top", type=int, default=10, help="how many of the slowest callbacks to list")
@@ -63,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lifecycle.cli.inspect import inspect_command
 
         return inspect_command(ns.path)
+    if ns.command == "upgrade":
+        from lifecycle.cli.upgrade import upgrade_command
+
+        return upgrade_command(ns.paths)
     from lifecycle.cli.trace import trace_command
 
     return trace_command(ns.run_dir, top=ns.top, output=ns.output)

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lifecycle.checkpoint import STATE_FILE, CheckpointError, check_files
-from lifecycle.checkpoint.contents import DATALOADER_FILE, read_resume
+from lifecycle.checkpoint.contents import DATALOADER, RESUME_FILE, read_resume
+from lifecycle.checkpoint.legacy import pickled_files
+from lifecycle.checkpoint.tree import json_file
 from lifecycle.state import StateFileError, TrainerState
 
 __all__ = ["inspect_command"]
@@ -52,15 +54,13 @@ def _state_lines(state: TrainerState) -> list[str]:
 
 def _resume_lines(folder: Path) -> list[str]:
     resume = read_resume(folder)
-    if resume is None:
-        return ["resume state   none (weights and optimizer only; a resume is not bit-exact)"]
     raised = [flag for flag, value in sorted(resume.control.items()) if value]
     rng = ["python", "torch"] + (["numpy"] if resume.rng.numpy is not None else [])
     rng += [f"{len(resume.rng.cuda)} CUDA"] if resume.rng.cuda else []
     grad = "n/a" if resume.loss.grad_norm is None else f"{resume.loss.grad_norm:.6g}"
     ranks = 1 + sum(1 for _ in folder.glob("resume-rank*.json"))
-    if (folder / DATALOADER_FILE).is_file():
-        data = f"restored from the loader's own state ({DATALOADER_FILE})"
+    if (folder / json_file(DATALOADER)).is_file() or (folder / f"{DATALOADER}.pt").is_file():
+        data = f"restored from the loader's own state ({DATALOADER}.*)"
     elif resume.epoch_rng is not None:
         data = "replayed: the epoch's order drawn again, the batches trained on read and dropped"
     else:
@@ -90,11 +90,22 @@ def inspect_command(path: str, out: TextIO | None = None) -> int:
     lines: list[str] = []
     if STATE_FILE not in bad:
         try:
-            lines += _state_lines(TrainerState.load_from_json(folder / STATE_FILE))
-            lines += _resume_lines(folder)
-        except (StateFileError, CheckpointError) as exc:
+            lines += _state_lines(TrainerState.load_from_json(folder / STATE_FILE, checkpoint=True))
+        except StateFileError as exc:
             lines.append(f"unreadable     {exc}")
             bad.append(STATE_FILE)
+    if RESUME_FILE not in bad:
+        try:
+            lines += _resume_lines(folder)
+        except CheckpointError as exc:
+            lines.append(f"unreadable     {exc}")
+            bad.append(RESUME_FILE)
+    pickled = pickled_files(list(report))
+    if pickled:
+        lines.append(
+            f"pickled files  {', '.join(pickled)}: written by an earlier release, not read when resuming "
+            f"(convert them with `lifecycle upgrade {folder}` if you trust this checkpoint)"
+        )
     for line in lines:
         print(line, file=out)
     print("files", file=out)
