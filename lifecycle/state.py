@@ -24,7 +24,7 @@ __all__ = ["SCHEMA_VERSION", "Position", "StateFileError", "TrainerState", "conv
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
 
 LogEntry = dict[str, Any]
@@ -76,6 +76,7 @@ class TrainerState:
     best_metric: float | None = None
     best_global_step: int | None = None
     best_model_checkpoint: str | None = None
+    """The best checkpoint's folder, relative to ``output_dir`` (``checkpoint-120``)."""
     is_local_process_zero: bool = True
     is_world_process_zero: bool = True
     is_hyper_param_search: bool = False
@@ -83,6 +84,9 @@ class TrainerState:
     trial_params: dict[str, Any] | None = None
     stateful_callbacks: dict[str, Any] = attrs.field(factory=dict)
     position: Position = attrs.field(factory=Position)
+    run_id: str | None = None
+    """The run's id (uuid4 hex), made when a new run begins and kept across resumes: the checkpoints
+    of an ``output_dir`` that carry it are this run's (``None``: written before runs had ids)."""
     unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Fields written by a newer release, kept so that saving again loses nothing."""
 
