@@ -4,6 +4,8 @@
 ``folder``             the ``checkpoint-<step>`` folder: atomic write, manifest, verify, rotate
 ``contents``           the files in it (weights, optimizer, resume state, ...) written and read
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
+``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
+``lock``               the lock a live trainer holds on its ``output_dir``
 =====================  ===================================================================
 
 The folder's functions are re-exported here; none of this package's imports loads torch.
