@@ -78,6 +78,7 @@ class TrainingArguments:
     """What to train for, how often to log, evaluate and save, and with which numerics."""
 
     output_dir: str = attrs.field(default="runs/default", converter=path, kw_only=False)
+    overwrite_output_dir: bool = False
     run_name: str | None = None
     num_train_epochs: float = attrs.field(default=3.0, validator=_at_least(0))
     max_steps: int = -1

@@ -49,6 +49,8 @@ class TrainingRun:
     """fp16 loss scaling."""
     resume_from: Path | None = None
     """The checkpoint this run resumed from."""
+    replaced_others: bool = False
+    """``overwrite_output_dir``: other runs' checkpoints were removed at this run's first save."""
     resumed: ResumeState | None = None
     """Its resume state, until the first epoch opens and takes it."""
     grad_norm: torch.Tensor | None = None

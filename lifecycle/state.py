@@ -28,10 +28,10 @@ __all__ = ["ADDED_LATER", "SCHEMA_VERSION", "Position", "StateFileError", "Train
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """Bump the minor version for added fields (older readers keep them), the major one for changed meanings."""
 
-ADDED_LATER = frozenset({"position.evaluated_step", "position.evaluations_left", "position.fired"})
+ADDED_LATER = frozenset({"run_id", "position.evaluated_step", "position.evaluations_left", "position.fired"})
 """Fields a checkpoint written by an earlier release lacks; they take their defaults."""
 
 LogEntry = dict[str, Any]
@@ -83,6 +83,7 @@ class TrainerState:
     best_metric: float | None = None
     best_global_step: int | None = None
     best_model_checkpoint: str | None = None
+    """The best checkpoint's folder, relative to ``output_dir`` (``checkpoint-120``)."""
     is_local_process_zero: bool = True
     is_world_process_zero: bool = True
     is_hyper_param_search: bool = False
@@ -90,6 +91,9 @@ class TrainerState:
     trial_params: dict[str, Any] | None = None
     stateful_callbacks: dict[str, Any] = attrs.field(factory=dict)
     position: Position = attrs.field(factory=Position)
+    run_id: str | None = None
+    """The run's id (uuid4 hex), made when a new run begins and kept across resumes: the checkpoints
+    of an ``output_dir`` that carry it are this run's (``None``: written before runs had ids)."""
     unknown: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Fields written by a newer release, kept so that saving again loses nothing."""
 
@@ -141,7 +145,11 @@ class TrainerState:
 
 def _check_complete(body: dict[str, Any], source: str) -> None:
     """Refuse a checkpoint's state that lacks a field: it would resume from the field's default."""
-    missing = [a.name for a in attrs.fields(TrainerState) if a.name != "unknown" and a.name not in body]
+    missing = [
+        a.name
+        for a in attrs.fields(TrainerState)
+        if a.name != "unknown" and a.name not in body and a.name not in ADDED_LATER
+    ]
     position = body.get("position")
     if isinstance(position, dict):
         missing += [

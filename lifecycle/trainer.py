@@ -17,6 +17,7 @@ batches, resume mid-epoch      :mod:`lifecycle.data`
 the model on a batch           :mod:`lifecycle.forward`
 evaluation and prediction      :mod:`lifecycle.evaluation`; predictions gathered: :mod:`lifecycle.gather`
 checkpoints                    :mod:`lifecycle.checkpoint` (``training``: save and load a run)
+the output_dir, one run in it  :mod:`lifecycle.checkpoint.ownership`, :mod:`lifecycle.checkpoint.lock`
 random generators, the seed    :mod:`lifecycle.rng`
 several processes, devices     :mod:`lifecycle.distributed`
 optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
@@ -68,6 +69,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +81,16 @@ from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
-from lifecycle.checkpoint.contents import LossCarry, load_weights
+from lifecycle.checkpoint.contents import LossCarry
+from lifecycle.checkpoint.lock import OutputDirLock
+from lifecycle.checkpoint.ownership import check_writable, new_run_id, refuse_other_runs, run_id_of
 from lifecycle.checkpoint.pretrained import save_model_folder
-from lifecycle.checkpoint.training import find_checkpoint, load_training, save_training
+from lifecycle.checkpoint.training import (
+    find_checkpoint,
+    load_best_model,
+    load_training,
+    save_training,
+)
 from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, build_loader, epoch_batches, length, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
@@ -214,16 +223,20 @@ class Trainer:
 
     # -- public entry points ----------------------------------------------------------------------
     def train(self, resume_from_checkpoint: str | Path | bool | None = None) -> TrainOutput:
-        """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again."""
+        """Run the lifecycle from ``idle`` (``prepare``, ``train_begin``, ...) until it is idle again.
+
+        Before any work, ``output_dir`` is made writable, locked for the whole call, and checked for
+        another run's checkpoints (:mod:`lifecycle.checkpoint.ownership`)."""
         self._ensure_idle("train")
         check_training(self.args, self.train_dataset, self.eval_dataset)
-        self.call = EntryCall(resume_from=find_checkpoint(self.args.output_dir, resume_from_checkpoint))
-        try:
-            self.dispatcher.fire("to_prepare")
-        except BaseException as exc:
-            self._close_failed_run(exc)
-            raise
-        self._write_trace()
+        with ExitStack() as held:
+            self.call = EntryCall(resume_from=self._claim_output_dir(held, resume_from_checkpoint))
+            try:
+                self.dispatcher.fire("to_prepare")
+            except BaseException as exc:
+                self._close_failed_run(exc)
+                raise
+            self._write_trace()
         assert self.run is not None and self.run.output is not None
         return self.run.output
 
@@ -298,6 +311,7 @@ class Trainer:
             self.state = load_training(self, run, run.resume_from)
         else:
             self.state = self._new_state()
+        self.state.run_id = self.state.run_id or new_run_id()  # a checkpoint from before run ids: one now
         carry = run.resumed.loss if run.resumed is not None else LossCarry()
         run.loss.total, run.grad_norm, run.learning_rate = carry.restore(self.device)
         run.loss.drained = carry.drained
@@ -444,11 +458,11 @@ class Trainer:
         self._record_log(dict(metrics))
 
     def end_training(self) -> None:
-        """State ``end``: the best model loaded when ``load_best_model_at_end`` asks for it."""
-        state = self.state
-        if self.args.load_best_model_at_end and state.best_model_checkpoint:
-            load_weights(Path(state.best_model_checkpoint), self.model, str(self.device))
-        state.position.training = False
+        """State ``end``: the best model loaded, once verified, when ``load_best_model_at_end`` asks
+        for it."""
+        if self.args.load_best_model_at_end:
+            load_best_model(self)
+        self.state.position.training = False
 
     # -- state entry actions: evaluation, saving, prediction -------------------------------------
     def run_evaluation(self) -> None:
@@ -575,6 +589,19 @@ class Trainer:
                 f"{node.name!r} (called from a callback?); a callback asks for an evaluation with "
                 "control.should_evaluate = True and for a checkpoint with control.should_save = True"
             )
+
+    def _claim_output_dir(self, held: ExitStack, resume_from: str | Path | bool | None) -> Path | None:
+        """The checkpoint to resume from, once rank 0 has made ``output_dir``, locked it (released when
+        ``held`` closes) and found no other run's checkpoints in it."""
+        out, main = self.args.output_dir, self.topology.is_main
+        if main:
+            check_writable(out)
+            held.enter_context(OutputDirLock(out))
+        checkpoint = find_checkpoint(out, resume_from)
+        if main:
+            own = {run_id_of(checkpoint)} if checkpoint is not None else set()  # a new run owns none
+            refuse_other_runs(out, own, self.args.overwrite_output_dir)
+        return checkpoint
 
     def _write_trace(self, failure: str | None = None) -> None:
         if self.state.is_world_process_zero:

@@ -450,7 +450,7 @@ def test_torch_compile_trains_the_compiled_model(tmp_path: Path) -> None:
         torch.manual_seed(0)
         model = Classifier()
         compiling = {"torch_compile_backend": "eager"} if compile_it else {}  # a backend turns it on
-        args = TrainingArguments(str(tmp_path), max_steps=3, report_to="none", **compiling)
+        args = TrainingArguments(str(tmp_path / str(compile_it)), max_steps=3, report_to="none", **compiling)
         trainer = Trainer(model, args, train_dataset=Examples(16))
         trainer.train()
         assert (trainer.model_wrapped is not model) == compile_it and trainer.model is model

@@ -302,7 +302,7 @@ def test_save_strategy_best_saves_only_new_bests(tmp_path: Path) -> None:
     assert 0 < len(expected) < len(evals)  # the scenario has evaluations that are not bests
     assert [int(p.name.split("-")[1]) for p in list_checkpoints(tmp_path)] == expected
     best = json.loads((tmp_path / f"checkpoint-{expected[-1]}" / "trainer_state.json").read_text())
-    assert best["best_model_checkpoint"] == str(tmp_path / f"checkpoint-{expected[-1]}")
+    assert best["best_model_checkpoint"] == f"checkpoint-{expected[-1]}"  # relative to output_dir
     assert t.state.best_metric == best_so_far
 
 
@@ -320,7 +320,7 @@ def test_rotation_keeps_the_best_and_loads_it_at_the_end(tmp_path: Path) -> None
     t.train()
     evals = [(e["eval_loss"], e["step"]) for e in t.state.log_history if "eval_loss" in e]
     best = tmp_path / f"checkpoint-{max(evals)[1]}"
-    assert t.state.best_model_checkpoint == str(best)
+    assert t.state.best_model_checkpoint == best.name
     kept = list_checkpoints(tmp_path)
     assert kept == [best, tmp_path / "checkpoint-16"]  # the limit is 1; the best is spared
     weights = load_file(str(best / "model.safetensors"))

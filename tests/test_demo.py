@@ -41,7 +41,7 @@ def test_demo_writes_checkpoints_metrics_tensorboard_graph_and_trace(tmp_path: P
     for folder in checkpoints:
         verify_checkpoint(folder)
     final = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
-    assert final["best_model_checkpoint"] and Path(final["best_model_checkpoint"]).is_dir()
+    assert final["best_model_checkpoint"] and (out / final["best_model_checkpoint"]).is_dir()
     assert final["best_metric"] > 0.9  # the spiral is learned
 
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

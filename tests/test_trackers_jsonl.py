@@ -57,6 +57,6 @@ def test_resume_continues_the_log_from_the_checkpoint(tmp_path: Path) -> None:
     assert [e["step"] for e in lines] == [2, 4, 5, 6, 8, 10, 10, 10]
     assert lines[:2] == first.state.log_history[:2]
 
-    fresh = make_trainer(out)  # a new run in the same folder starts a new log
+    fresh = make_trainer(out, overwrite_output_dir=True)  # a new run replacing it starts a new log
     fresh.train()
     assert read_jsonl(out / METRICS_FILE) == fresh.state.log_history

@@ -234,7 +234,7 @@ def test_an_added_state_fires_its_callback_and_leaves_hf_events_unchanged(tmp_pa
         rec = Recorder()
         Trainer(
             Classifier(),
-            args(tmp_path, max_steps=6, logging_steps=2),
+            args(tmp_path / f"run-{len(extra)}", max_steps=6, logging_steps=2),
             train_dataset=Examples(16),
             callbacks=[*extra, rec],
             lifecycle=lc,
@@ -309,7 +309,13 @@ def test_a_second_train_gets_a_fresh_schedule_but_keeps_the_one_a_user_gave(tmp_
         trainer.train()
         return [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
 
-    settings = {"max_steps": 4, "logging_steps": 1, "lr_scheduler_type": "linear"}
+    # each train() is a new run, replacing the last one's checkpoints
+    settings = {
+        "max_steps": 4,
+        "logging_steps": 1,
+        "lr_scheduler_type": "linear",
+        "overwrite_output_dir": True,
+    }
     ours = Trainer(Classifier(), args(tmp_path / "ours", **settings), train_dataset=Examples(16))
     first = learning_rates(ours)
     assert first[0] == 0.1 and first == sorted(first, reverse=True)  # decays to 0 over the first run

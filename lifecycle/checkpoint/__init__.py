@@ -6,6 +6,8 @@
 ``tree``               a state dict as safetensors + JSON, read back without an unpickler
 ``legacy``             checkpoints of earlier releases, whose state dicts are pickles
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
+``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
+``lock``               the lock a live trainer holds on its ``output_dir``
 =====================  ===================================================================
 
 The folder's functions are re-exported here; none of this package's imports loads torch.

@@ -163,11 +163,16 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def newest_valid_checkpoint(output_dir: str | Path, warn: Callable[[str], None]) -> Path | None:
-    """The newest checkpoint that verifies; each damaged one skipped on the way is reported."""
+def newest_valid_checkpoint(
+    output_dir: str | Path, warn: Callable[[str], None], belongs: Callable[[Path], bool] | None = None
+) -> Path | None:
+    """The newest checkpoint that verifies (of those that ``belongs`` accepts, when given); each
+    damaged one skipped on the way is reported."""
     if Path(output_dir).is_dir():
         _tidy(Path(output_dir))
     for folder in reversed(list_checkpoints(output_dir)):
+        if belongs is not None and not belongs(folder):
+            continue
         try:
             verify_checkpoint(folder)
         except CheckpointError as exc:
@@ -177,11 +182,17 @@ def newest_valid_checkpoint(output_dir: str | Path, warn: Callable[[str], None])
     return None
 
 
-def rotate_checkpoints(output_dir: str | Path, limit: int | None, keep: set[Path]) -> list[Path]:
-    """Delete the oldest checkpoints beyond ``limit``, never one in ``keep``; returns what was removed."""
+def rotate_checkpoints(
+    output_dir: str | Path,
+    limit: int | None,
+    keep: set[Path],
+    belongs: Callable[[Path], bool] | None = None,
+) -> list[Path]:
+    """Delete the oldest checkpoints beyond ``limit``, never one in ``keep``; returns what was removed.
+    With ``belongs``, only the checkpoints it accepts (one run's) are counted and deleted."""
     if limit is None:
         return []
-    folders = list_checkpoints(output_dir)
+    folders = [p for p in list_checkpoints(output_dir) if belongs is None or belongs(p)]
     kept = {p.resolve() for p in keep}
     removable = [p for p in folders if p.resolve() not in kept]
     excess = len(folders) - limit

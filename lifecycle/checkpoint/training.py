@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, pretrained
+from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from lifecycle.run import TrainingRun
     from lifecycle.trainer import Trainer
 
-__all__ = ["find_checkpoint", "load_training", "save_training"]
+__all__ = ["find_checkpoint", "load_best_model", "load_training", "own_runs", "save_training"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +29,27 @@ RankState = tuple[contents.ResumeState, dict[str, Any] | None]
 
 def find_checkpoint(output_dir: str | Path, resume_from: str | Path | bool | None) -> Path | None:
     """The checkpoint ``train(resume_from_checkpoint=...)`` names, verified: ``True`` is the newest
-    valid one in ``output_dir``, a path is that folder, ``None``/``False`` none."""
+    valid one in ``output_dir`` of the run that saved last there, a path is that folder, ``None``/``False``
+    none."""
     if resume_from is None or resume_from is False:
         return None
     if resume_from is True:
-        found = folder.newest_valid_checkpoint(output_dir, logger.warning)
+        run = ownership.latest_run(folder.list_checkpoints(output_dir))
+        found = folder.newest_valid_checkpoint(
+            output_dir, logger.warning, lambda p: ownership.run_id_of(p) in (run, None)
+        )
         if found is None:
             raise folder.CheckpointError(f"no valid checkpoint to resume from in {output_dir}")
         return found
     path = Path(resume_from)
     folder.verify_checkpoint(path)
     return path
+
+
+def own_runs(run_id: str | None, resume_from: Path | None) -> set[str | None]:
+    """The runs whose checkpoints are this run's: itself and the one it resumed (``None`` for a
+    checkpoint written before runs had ids)."""
+    return {run_id} | ({ownership.run_id_of(resume_from)} if resume_from is not None else set())
 
 
 def _capture(trainer: Trainer, run: TrainingRun) -> RankState:
@@ -78,14 +88,24 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
     for leaving in trainer.dispatcher.node.edges[:1]:  # out of the saving state, once it is whole
         fired[leaving.name] += 1
     if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
-        state.best_model_checkpoint = str(Path(args.output_dir) / f"{folder.PREFIX}{state.global_step}")
+        state.best_model_checkpoint = f"{folder.PREFIX}{state.global_step}"  # relative: the folder may move
     ranks = distributed.gather_on_main(_capture(trainer, run))
     if trainer.topology.is_main:  # the ranks hold the same weights; one writes them
         written = folder.write_checkpoint(
             args.output_dir, state.global_step, lambda into: _write_files(trainer, run, into, ranks)
         )
-        keep = {written, *(Path(p) for p in (state.best_model_checkpoint, run.resume_from) if p)}
-        folder.rotate_checkpoints(args.output_dir, args.save_total_limit, keep)
+        own = own_runs(state.run_id, run.resume_from)
+        if args.overwrite_output_dir and not run.replaced_others:
+            removed = ownership.remove_other_runs(args.output_dir, own)
+            if removed:
+                logger.info("overwrite_output_dir: removed %s", ", ".join(p.name for p in removed))
+            run.replaced_others = True
+        keep = {written, *([run.resume_from] if run.resume_from else [])}
+        if state.best_model_checkpoint:
+            keep.add(ownership.inside(args.output_dir, state.best_model_checkpoint))
+        folder.rotate_checkpoints(
+            args.output_dir, args.save_total_limit, keep, lambda p: ownership.run_id_of(p) in own
+        )
     distributed.barrier()
 
 
@@ -93,6 +113,8 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     """Restore weights, optimizer, schedule, scaler, loader, callback states and flags from ``path``;
     ``run.resumed`` takes this rank's resume state. Returns the checkpoint's :class:`TrainerState`."""
     state = contents.read_state(path)
+    if state.best_model_checkpoint and Path(state.best_model_checkpoint).is_absolute():  # older releases
+        state.best_model_checkpoint = Path(state.best_model_checkpoint).name
     counts = trainer.dispatcher.counts
     counts.update((name, n) for name, n in state.position.fired.items() if name in counts)
     rank = trainer.topology.rank
@@ -115,6 +137,25 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
         trainer.control.should_training_stop = False
     run.resumed = resumed
     return state
+
+
+def load_best_model(trainer: Trainer) -> None:
+    """Load the best checkpoint's weights once it verifies; a damaged one is reported in a warning
+    naming the bad file, and the model keeps the weights it ended with."""
+    best = trainer.state.best_model_checkpoint
+    if not best:
+        return
+    path = ownership.inside(trainer.args.output_dir, best)
+    try:
+        folder.verify_checkpoint(path)
+    except folder.CheckpointError as exc:
+        logger.warning(
+            "load_best_model_at_end: the best checkpoint cannot be loaded (%s); the model keeps the "
+            "weights it ended with",
+            exc,
+        )
+        return
+    contents.load_weights(path, trainer.model, str(trainer.device))
 
 
 def _trains_longer(trainer: Trainer, saved: TrainerState, run: TrainingRun) -> bool:

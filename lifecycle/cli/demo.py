@@ -72,6 +72,7 @@ def run_demo(output_dir: str | Path = "runs/demo", *, epochs: int = 30, progress
     torch.set_num_threads(1)
     args = TrainingArguments(
         output_dir=str(out),
+        overwrite_output_dir=True,  # the demo is the same run every time: a new one replaces the last
         num_train_epochs=epochs,
         per_device_train_batch_size=32,
         per_device_eval_batch_size=256,
@@ -126,7 +127,7 @@ def _write_graph(trainer: Any, out: Path) -> Path:
 def _outputs(out: Path, best: str | None, graph: Path) -> list[tuple[str, Path]]:
     found = [("checkpoints", p) for p in list_checkpoints(out)]
     if best:
-        found.append(("best checkpoint", Path(best)))
+        found.append(("best checkpoint", out / best))
     found += [("metrics log", p) for p in sorted(out.glob("*.jsonl"))]
     found += [("tensorboard", p) for p in sorted((out / "runs").glob("*")) if p.is_dir()]
     found.append(("lifecycle graph", graph))
