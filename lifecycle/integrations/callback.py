@@ -46,9 +46,10 @@ def _takes_history(method: Any) -> bool:
 class TrackerCallback(TrainerCallback):
     """Reports the run to ``trackers`` (objects shaped like :class:`~lifecycle.GeneralTracker`).
 
-    ``timeout`` bounds each tracker call but ``finish`` (default ``$LIFECYCLE_TRACKER_TIMEOUT``, else
-    30 s); ``finish_timeout`` bounds the end, queued calls and ``finish`` together (default
-    ``$LIFECYCLE_TRACKER_FINISH_TIMEOUT``, else 120 s); ``queue_size`` calls at most wait per tracker.
+    ``timeout`` bounds each ``log`` (and ``store_init_configuration``, ``rewind``; default
+    ``$LIFECYCLE_TRACKER_TIMEOUT``, else 30 s); ``finish_timeout`` bounds ``start``, and the end: the
+    calls still queued and ``finish`` together (default ``$LIFECYCLE_TRACKER_FINISH_TIMEOUT``, else
+    120 s). At most ``queue_size`` calls wait per tracker; training waits while a tracker's queue is full.
     """
 
     def __init__(
@@ -137,7 +138,7 @@ class TrackerCallback(TrainerCallback):
                 finishing.append(worker)
         deadline = time.monotonic() + self.limits.finish
         for worker in finishing:
-            worker.flush(timeout=max(deadline - time.monotonic(), 0.0))
+            worker.flush(deadline)
 
     def _reporting(self, state: Any) -> Iterator[Any]:
         """The trackers that act in this process."""

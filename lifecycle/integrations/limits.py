@@ -8,9 +8,10 @@ import attrs
 
 __all__ = ["FINISH_TIMEOUT_ENV", "TIMEOUT_ENV", "TimeLimits"]
 
-#: seconds any tracker call but ``finish`` may take (``start``, configuration, ``log``, ``rewind``)
+#: seconds a tracker's ``log`` may take (and its configuration, and ``rewind``)
 TIMEOUT_ENV = "LIFECYCLE_TRACKER_TIMEOUT"
-#: seconds a tracker's ``finish``, with the calls still queued before it, may take
+#: seconds a tracker's ``start`` may take (it imports its library, may connect), and its ``finish``
+#: together with the calls still queued before it
 FINISH_TIMEOUT_ENV = "LIFECYCLE_TRACKER_FINISH_TIMEOUT"
 CALL_DEFAULT = 30.0
 FINISH_DEFAULT = 120.0
@@ -35,7 +36,7 @@ def _seconds(given: float | None, variable: str, default: float) -> float:
 
 @attrs.frozen
 class TimeLimits:
-    """Seconds a tracker call may run: ``call`` for every call but ``finish``, ``finish`` for the end."""
+    """Seconds a tracker call may run: ``finish`` for opening and closing a run, ``call`` for the rest."""
 
     call: float = CALL_DEFAULT
     finish: float = FINISH_DEFAULT
@@ -50,4 +51,4 @@ class TimeLimits:
 
     def of(self, method: str) -> float:
         """The limit of a call to ``method``."""
-        return self.finish if method == "finish" else self.call
+        return self.finish if method in ("start", "finish") else self.call

@@ -93,15 +93,18 @@ class TrackerWorker:
                     return
                 self._cond.wait(self._poll())
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every queued call has run: each within its own limit, all within ``timeout``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def flush(self, deadline: float | None = None) -> None:
+        """Wait until every queued call has run, each within its own limit; with ``deadline`` (a
+        ``time.monotonic()`` time: the end of the run's finish limit), all of them by then."""
         with self._cond:
             while (self._calls or self._running) and self.state is not WorkerState.DETACHED:
                 if self._check_overdue():
                     return
                 if deadline is not None and time.monotonic() >= deadline:
-                    self._detach(f"it had not caught up after {timeout:g} s")
+                    what = f"{self._running[0]}()" if self._running else "a queued call"
+                    self._detach(
+                        f"{what} was still pending at the end of the {self.limits.finish:g} s finish limit"
+                    )
                     return
                 wait = self._poll()
                 if deadline is not None:
@@ -142,7 +145,7 @@ class TrackerWorker:
         self.state = WorkerState.DETACHED
         self.reason = self.reason or why
         self._warn(
-            "tracker %r is detached: %s; training goes on without it (%d queued calls dropped)",
+            "tracker %r is detached: %s; training goes on without it (queued calls dropped: %d)",
             self.name,
             why,
             dropped,
