@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lifecycle import TrainerCallback
 from lifecycle.integrations import METRICS_FILE, GeneralTracker, JSONLTracker, TrackerCallback, read_jsonl
 from lifecycle.integrations.limits import FINISH_TIMEOUT_ENV, TIMEOUT_ENV, TimeLimits
 from tests.support.trackers import Recorder, close, expected_points, make_trainer
@@ -191,6 +192,30 @@ def test_logs_arrive_in_order_and_none_is_lost_however_slow_the_tracker(tmp_path
     assert [step for step, _ in slow.rows] == [e["step"] for e in trainer.state.log_history]
     assert slow.points() == pytest.approx(expected_points(trainer.state.log_history))
     assert slow.finished == 1 and callback.disabled == {}
+
+
+def test_training_never_waits_for_a_tracker_to_log(tmp_path: Path) -> None:
+    class Gated(Recorder):
+        """Its first log waits until training has taken its last step."""
+
+        name = "gated"
+        gate = threading.Event()
+
+        def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+            assert self.gate.wait(30)
+            super().log(values, step)
+
+    class OpenGate(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == state.max_steps:
+                logged.append(len(gated.rows))
+                gated.gate.set()
+
+    gated, logged = Gated(), []
+    trainer = make_trainer(tmp_path / "run", report_to=[gated], callbacks=[OpenGate()])
+    trainer.train()
+    assert logged == [0]  # the last step came while the tracker still sat on the first log
+    assert [step for step, _ in gated.rows] == [e["step"] for e in trainer.state.log_history]
 
 
 def test_a_keyboard_interrupt_from_a_tracker_stops_training(tmp_path: Path) -> None:
