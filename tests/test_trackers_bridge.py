@@ -71,7 +71,7 @@ class Broken(GeneralTracker):
         raise RuntimeError("still on fire")
 
 
-def test_a_failing_tracker_warns_once_and_the_others_get_everything(
+def test_a_failing_tracker_is_disabled_with_one_warning_and_the_others_get_everything(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = Recorder()
@@ -86,8 +86,10 @@ def test_a_failing_tracker_warns_once_and_the_others_get_everything(
     assert len(warnings) == 1
     assert "'broken'" in warnings[0] and "OSError: disk on fire" in warnings[0]
     (callback,) = [cb for cb in trainer.callbacks if type(cb).__name__ == "TrackerCallback"]
-    assert callback.failures == {"broken": len(history) + 1}  # every log, then finish
-    assert trainer.get_tracker("broken").calls == len(history)
+    # disabled at its first failure: no more logs, only a last finish() (which raises again, quietly)
+    assert callback.failures == {"broken": 2}
+    assert callback.disabled == {"broken": "log() raised OSError: disk on fire"}
+    assert trainer.get_tracker("broken").calls == 1
     assert recorder.config is not None  # report_to's class and instance reach trackers as plain text
     assert recorder.config["report_to"][:2] == [repr(Broken), repr(recorder)]
 

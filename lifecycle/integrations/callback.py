@@ -4,23 +4,29 @@
 ``state.global_step`` and hands them the run's configuration; ``log`` hands every tracker the logs
 (training, evaluation and test metrics alike, at ``state.global_step``); ``train_end`` finishes them,
 and so does the trainer when a run raises.
-A tracker that raises never stops training: the others still receive everything, and one warning
-names the tracker and its error.
+
+Each tracker's calls run in order on a thread of its own (:class:`~lifecycle.integrations.worker.
+TrackerWorker`): training only queues them. A thread per tracker, not one for all, so that a tracker
+that hangs holds up no other until it is detached. A tracker that raises is disabled, one that hangs
+past its time limit is detached, one warning each, and training goes on with the others. Before a
+checkpoint is written and at the end, the callback waits for every queued call, so a checkpoint
+matches what the trackers hold and nothing logged is lost.
 """
 
 from __future__ import annotations
 
-import logging
+import inspect
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lifecycle.callbacks import TrainerCallback
 from lifecycle.integrations.base import is_main_process
+from lifecycle.integrations.limits import TimeLimits
 from lifecycle.integrations.values import loggable, rewrite_names, run_config
+from lifecycle.integrations.worker import TrackerWorker
 
 __all__ = ["TrackerCallback", "tracker_name"]
-
-logger = logging.getLogger("lifecycle.integrations")
 
 
 def tracker_name(tracker: Any) -> str:
@@ -28,23 +34,65 @@ def tracker_name(tracker: Any) -> str:
     return str(getattr(tracker, "name", None) or type(tracker).__name__)
 
 
-class TrackerCallback(TrainerCallback):
-    """Reports the run to ``trackers`` (objects shaped like :class:`~lifecycle.GeneralTracker`)."""
+def _takes_history(method: Any) -> bool:
+    """Whether a tracker's ``rewind`` accepts ``history=`` (the resumed run's ``log_history``)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "history" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
-    def __init__(self, trackers: Iterable[Any]) -> None:
+
+class TrackerCallback(TrainerCallback):
+    """Reports the run to ``trackers`` (objects shaped like :class:`~lifecycle.GeneralTracker`).
+
+    ``timeout`` bounds each ``log`` (and ``store_init_configuration``, ``rewind``; default
+    ``$LIFECYCLE_TRACKER_TIMEOUT``, else 30 s); ``finish_timeout`` bounds ``start``, and the end: the
+    calls still queued and ``finish`` together (default ``$LIFECYCLE_TRACKER_FINISH_TIMEOUT``, else
+    120 s). At most ``queue_size`` calls wait per tracker; training waits while a tracker's queue is full.
+    """
+
+    def __init__(
+        self,
+        trackers: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        finish_timeout: float | None = None,
+        queue_size: int = 1000,
+    ) -> None:
         self.trackers = list(trackers)
-        #: how many calls of each tracker raised, by tracker name
-        self.failures: dict[str, int] = {}
+        self.limits = TimeLimits.resolve(timeout, finish_timeout)
+        self.queue_size = queue_size
+        self._workers: dict[int, TrackerWorker] = {}
         self._open: set[int] = set()
         self._skipped: set[str] = set()
         self._config: dict[str, Any] | None = None
+        self._training = False
 
     def __repr__(self) -> str:
         return f"TrackerCallback({', '.join(map(tracker_name, self.trackers))})"
 
+    @property
+    def failures(self) -> dict[str, int]:
+        """How many calls of each tracker raised, by tracker name (trackers that never raised left out)."""
+        return {w.name: w.failures for w in self._workers.values() if w.failures}
+
+    @property
+    def disabled(self) -> dict[str, str]:
+        """The trackers out of the run, by name: why (the call that raised, or the one that hung)."""
+        return {w.name: w.reason for w in self._workers.values() if w.reason is not None}
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._config = run_config(args, model)
-        self._start_training(state)
+        self._training = True
+        for tracker in self._reporting(state):
+            rewind = getattr(tracker, "rewind", None)
+            if rewind is not None:  # training (re)starts at global_step: trackers drop anything later
+                history: dict[str, Any] = (
+                    {"history": list(state.log_history)} if _takes_history(rewind) else {}
+                )
+                self._worker(tracker).submit("rewind", state.global_step, **history)
+            self._ensure_open(tracker)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Any = None, model: Any = None, **kwargs: Any
@@ -58,55 +106,56 @@ class TrackerCallback(TrainerCallback):
         for tracker in self._reporting(state):
             self._ensure_open(tracker)
             payload = renamed if getattr(tracker, "rewrite_metric_names", True) else values
-            self._attempt(tracker, "log", dict(payload), step=state.global_step)
+            self._worker(tracker).submit("log", dict(payload), step=state.global_step)
+        if not self._training:  # an evaluation on its own: its logs are in place when it returns
+            self.flush(state)
+
+    def on_to_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Before a checkpoint is written, the trackers hold everything logged so far."""
+        self.flush(state)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.finish(state)
 
+    def flush(self, state: Any) -> None:
+        """Wait until every tracker has run its queued calls (each within its time limit)."""
+        for tracker in self._reporting(state):
+            self._worker(tracker).flush()
+
     def finish(self, state: Any) -> None:
-        """Finish every open tracker: at ``train_end``, and when a run fails (so its files are whole)."""
+        """Finish every open tracker: at ``train_end``, and when a run fails (so its files are whole).
+
+        The trackers run what they still have queued, then ``finish()``, side by side; any not done
+        within the finish time limit is detached. A disabled tracker still gets its ``finish()``.
+        """
+        self._training = False
+        finishing = []
         for tracker in self._reporting(state):
             if id(tracker) in self._open:
                 self._open.discard(id(tracker))
-                self._attempt(tracker, "finish")
-
-    def _start_training(self, state: Any) -> None:
-        """Training (re)starts at ``state.global_step``: trackers drop anything later, then open."""
-        for tracker in self._reporting(state):
-            self._attempt(tracker, "rewind", state.global_step)
-            self._ensure_open(tracker)
+                worker = self._worker(tracker)
+                worker.submit("finish", final=True)
+                finishing.append(worker)
+        deadline = time.monotonic() + self.limits.finish
+        for worker in finishing:
+            worker.flush(deadline)
 
     def _reporting(self, state: Any) -> Iterator[Any]:
         """The trackers that act in this process."""
         main = state.is_world_process_zero and is_main_process()
         return (t for t in self.trackers if main or not getattr(t, "main_process_only", True))
 
+    def _worker(self, tracker: Any) -> TrackerWorker:
+        worker = self._workers.get(id(tracker))
+        if worker is None:
+            worker = TrackerWorker(tracker, tracker_name(tracker), self.limits, self.queue_size)
+            self._workers[id(tracker)] = worker
+        return worker
+
     def _ensure_open(self, tracker: Any) -> None:
         if id(tracker) in self._open:
             return
         self._open.add(id(tracker))
-        self._attempt(tracker, "start")
-        self._attempt(tracker, "store_init_configuration", dict(self._config or {}))
-
-    def _attempt(self, tracker: Any, method: str, *args: Any, **kwargs: Any) -> None:
-        """Call ``tracker.<method>`` if it exists; a first exception is a warning, later ones debug lines."""
-        call = getattr(tracker, method, None)
-        if call is None:
-            return
-        try:
-            call(*args, **kwargs)
-        except Exception as exc:
-            name = tracker_name(tracker)
-            count = self.failures[name] = self.failures.get(name, 0) + 1
-            if count == 1:
-                logger.warning(
-                    "tracker %r failed in %s: %s: %s; training goes on and the other trackers still report "
-                    "(later failures of %r are logged at debug level)",
-                    name,
-                    method,
-                    type(exc).__name__,
-                    exc,
-                    name,
-                )
-            else:
-                logger.debug("tracker %r failed again in %s: %r", name, method, exc)
+        worker = self._worker(tracker)
+        worker.submit("start")
+        worker.submit("store_init_configuration", dict(self._config or {}))
