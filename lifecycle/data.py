@@ -15,12 +15,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator, Sized
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from lifecycle.rng import RngState, capture_rng, restore_rng
+
+if TYPE_CHECKING:
+    from lifecycle.args import TrainingArguments
+    from lifecycle.distributed import Topology
 
 __all__ = [
     "EpochSampler",
@@ -29,6 +33,7 @@ __all__ = [
     "build_loader",
     "epoch_batches",
     "length",
+    "loader_for",
     "resume_method",
 ]
 
@@ -168,6 +173,30 @@ def build_loader(
         num_workers=num_workers,
         drop_last=drop_last and train,
         pin_memory=pin_memory,
+    )
+
+
+def loader_for(
+    dataset: Any,
+    batch_size: int,
+    collate_fn: Callable[[list[Any]], Any] | None,
+    args: TrainingArguments,
+    topology: Topology,
+    device: torch.device,
+    train: bool,
+) -> DataLoader[Any]:
+    """:func:`build_loader` as the arguments and this process's place among the ranks ask."""
+    return build_loader(
+        dataset,
+        batch_size,
+        collate_fn=collate_fn,
+        num_workers=args.dataloader_num_workers,
+        seed=args.data_seed or args.seed,
+        train=train,
+        drop_last=args.dataloader_drop_last,
+        pin_memory=args.dataloader_pin_memory and device.type == "cuda",
+        rank=topology.rank,
+        world_size=topology.world_size,
     )
 
 

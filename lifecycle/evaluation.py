@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -25,6 +25,9 @@ from lifecycle.args import TrainingArguments
 from lifecycle.forward import Batch, autocast, describe, require_mapping, to_device
 from lifecycle.gather import Gathered, detach, find_batch_size
 from lifecycle.outputs import EvalPrediction, PredictionOutput
+
+if TYPE_CHECKING:
+    from lifecycle.trainer import Trainer
 
 __all__ = [
     "EvalSetup",
@@ -98,6 +101,19 @@ class EvalSetup:
     """``compute_loss(model, batch, return_outputs=True) -> (loss, outputs)``."""
     can_return_loss: bool = False
     """The model gives a loss without labels (its ``forward`` has ``return_loss=True``)."""
+
+    @classmethod
+    def of(cls, trainer: Trainer, *, evaluating: bool) -> EvalSetup:
+        """A trainer's setup for the call under way: its label names and ``compute_loss``, the call's
+        ``ignore_keys``; evaluation gathers no predictions without ``compute_metrics`` (as transformers)."""
+        ignore = trainer.call.ignore_keys
+        return cls(
+            label_names=trainer.label_names,
+            ignore_keys=default_ignore_keys(trainer.model) if ignore is None else ignore,
+            loss_only=trainer.args.prediction_loss_only or (evaluating and trainer.compute_metrics is None),
+            compute_loss=trainer.compute_loss,
+            can_return_loss=can_return_loss(trainer.model),
+        )
 
 
 def _predictions(outputs: Any, skip: list[str], after_loss: bool) -> Any:

@@ -14,6 +14,7 @@ import math
 import attrs
 
 from lifecycle.args import ArgumentError, TrainingArguments
+from lifecycle.state import TrainerState
 
 __all__ = ["StepPlan", "plan_steps", "steps_of"]
 
@@ -33,6 +34,16 @@ class StepPlan:
     save_steps: int
     streaming: bool = False
     """The data has no length: one epoch read pass after pass until ``max_steps``."""
+
+    def apply_to(self, state: TrainerState, train_batch_size: int) -> None:
+        """Record the plan in the state callbacks see (transformers' fields, and the epoch's length)."""
+        state.max_steps = self.max_steps
+        state.num_train_epochs = self.num_train_epochs
+        state.train_batch_size = train_batch_size
+        state.logging_steps = self.logging_steps
+        state.eval_steps = self.eval_steps
+        state.save_steps = self.save_steps
+        state.position.batches_in_epoch = self.batches_per_epoch
 
 
 def steps_of(value: float, max_steps: int) -> int:

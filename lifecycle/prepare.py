@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 
-__all__ = ["compile_for_training", "enable_checkpointing"]
+__all__ = ["compile_for_training", "enable_checkpointing", "prepare_model"]
 
 _OWN_KEYWORDS = ("every_n_layers", "offload")
 
@@ -48,3 +49,12 @@ def compile_for_training(model: torch.nn.Module, args: TrainingArguments) -> tor
         model, backend=args.torch_compile_backend or "inductor", mode=args.torch_compile_mode
     )
     return compiled
+
+
+def prepare_model(
+    model: torch.nn.Module, args: TrainingArguments, topology: distributed.Topology, device: torch.device
+) -> torch.nn.Module:
+    """The model as trained (``trainer.model_wrapped``): checkpointing turned on, wrapped in
+    DistributedDataParallel across several processes, compiled when asked."""
+    enable_checkpointing(model, args)
+    return compile_for_training(distributed.wrap_for_training(model, topology, device), args)

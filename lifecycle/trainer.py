@@ -82,27 +82,14 @@ from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry
-from lifecycle.checkpoint.lock import OutputDirLock
-from lifecycle.checkpoint.ownership import check_writable, new_run_id, refuse_other_runs, run_id_of
+from lifecycle.checkpoint.ownership import new_run_id
 from lifecycle.checkpoint.pretrained import save_model_folder
-from lifecycle.checkpoint.training import (
-    find_checkpoint,
-    load_best_model,
-    load_training,
-    save_training,
-)
+from lifecycle.checkpoint.training import claim_output_dir, load_best_model, load_training, save_training
 from lifecycle.control import TrainerControl
-from lifecycle.data import EpochSampler, build_loader, epoch_batches, length, resume_method
+from lifecycle.data import EpochSampler, epoch_batches, length, loader_for, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import Dispatcher
-from lifecycle.evaluation import (
-    EvalSetup,
-    can_return_loss,
-    default_ignore_keys,
-    default_label_names,
-    evaluation_sets,
-    prediction_loop,
-)
+from lifecycle.evaluation import EvalSetup, default_label_names, evaluation_sets, prediction_loop
 from lifecycle.forward import Batch, first_checked, loss_of, make_forward
 from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
@@ -112,7 +99,7 @@ from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.preflight import check_training
-from lifecycle.prepare import compile_for_training, enable_checkpointing
+from lifecycle.prepare import prepare_model
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.smoothing import label_smoother
@@ -230,7 +217,9 @@ class Trainer:
         self._ensure_idle("train")
         check_training(self.args, self.train_dataset, self.eval_dataset)
         with ExitStack() as held:
-            self.call = EntryCall(resume_from=self._claim_output_dir(held, resume_from_checkpoint))
+            self.call = EntryCall(
+                resume_from=claim_output_dir(held, self.args, self.topology, resume_from_checkpoint)
+            )
             try:
                 self.dispatcher.fire("to_prepare")
             except BaseException as exc:
@@ -289,9 +278,7 @@ class Trainer:
                 "TrainingArguments.metric_for_best_model (and an eval_strategy)"
             )
         if self.model_wrapped is self.model:
-            enable_checkpointing(self.model, args)
-            wrapped = distributed.wrap_for_training(self.model, self.topology, self.device)
-            self.model_wrapped = compile_for_training(wrapped, args)
+            self.model_wrapped = prepare_model(self.model, args, self.topology, self.device)
         wrapped = self.model_wrapped
         ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
         run = self.run = TrainingRun(
@@ -318,14 +305,8 @@ class Trainer:
         state = self.state
         state.is_world_process_zero = self.topology.is_main
         state.is_local_process_zero = self.topology.local_rank == 0
-        state.max_steps = plan.max_steps
-        state.num_train_epochs = plan.num_train_epochs
-        state.train_batch_size = args.per_device_train_batch_size
-        state.logging_steps = plan.logging_steps
-        state.eval_steps = plan.eval_steps
-        state.save_steps = plan.save_steps
+        plan.apply_to(state, args.per_device_train_batch_size)
         state.position.training = True
-        state.position.batches_in_epoch = plan.batches_per_epoch
         run.first_step = state.global_step
         run.start_time = time.time()
         self._refresh_kwargs(train_dataloader=loader)
@@ -590,19 +571,6 @@ class Trainer:
                 "control.should_evaluate = True and for a checkpoint with control.should_save = True"
             )
 
-    def _claim_output_dir(self, held: ExitStack, resume_from: str | Path | bool | None) -> Path | None:
-        """The checkpoint to resume from, once rank 0 has made ``output_dir``, locked it (released when
-        ``held`` closes) and found no other run's checkpoints in it."""
-        out, main = self.args.output_dir, self.topology.is_main
-        if main:
-            check_writable(out)
-            held.enter_context(OutputDirLock(out))
-        checkpoint = find_checkpoint(out, resume_from)
-        if main:
-            own = {run_id_of(checkpoint)} if checkpoint is not None else set()  # a new run owns none
-            refuse_other_runs(out, own, self.args.overwrite_output_dir)
-        return checkpoint
-
     def _write_trace(self, failure: str | None = None) -> None:
         if self.state.is_world_process_zero:
             trace = Path(self.args.output_dir) / TRACE_FILE
@@ -628,18 +596,8 @@ class Trainer:
 
     def _loader(self, dataset: Any, batch_size: int, *, train: bool) -> Any:
         """Training data is shared out among the ranks; every rank evaluates on all of its data."""
-        top = self.topology
-        return build_loader(
-            dataset,
-            batch_size,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            seed=self.args.data_seed or self.args.seed,
-            train=train,
-            drop_last=self.args.dataloader_drop_last,
-            pin_memory=self.args.dataloader_pin_memory and self.device.type == "cuda",
-            rank=top.rank,
-            world_size=top.world_size,
+        return loader_for(
+            dataset, batch_size, self.data_collator, self.args, self.topology, self.device, train
         )
 
     def _record_log(self, logs: dict[str, Any]) -> None:
@@ -651,19 +609,12 @@ class Trainer:
     def _prediction_loop(self, loader: Any, prefix: str, *, evaluating: bool) -> PredictionOutput:
         """Evaluation gathers no predictions without ``compute_metrics`` (as transformers)."""
         self._refresh_kwargs(eval_dataloader=loader)
-        args, ignore = self.args, self.call.ignore_keys
-        setup = EvalSetup(
-            label_names=self.label_names,
-            ignore_keys=default_ignore_keys(self.model) if ignore is None else ignore,
-            loss_only=args.prediction_loss_only or (evaluating and self.compute_metrics is None),
-            compute_loss=self.compute_loss,
-            can_return_loss=can_return_loss(self.model),
-        )
+        setup = EvalSetup.of(self, evaluating=evaluating)
         return prediction_loop(
             self.model,
             loader,
             prefix,
-            args=args,
+            args=self.args,
             device=self.device,
             setup=setup,
             compute_metrics=self.compute_metrics,

@@ -8,23 +8,52 @@ rank 0 writes the checkpoint for all of them; on resume each rank reads its own.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
 from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained
+from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
 
 if TYPE_CHECKING:
+    from lifecycle.args import TrainingArguments
     from lifecycle.run import TrainingRun
     from lifecycle.trainer import Trainer
 
-__all__ = ["find_checkpoint", "load_best_model", "load_training", "own_runs", "save_training"]
+__all__ = [
+    "claim_output_dir",
+    "find_checkpoint",
+    "load_best_model",
+    "load_training",
+    "own_runs",
+    "save_training",
+]
 
 logger = logging.getLogger(__name__)
 
 RankState = tuple[contents.ResumeState, dict[str, Any] | None]
+
+
+def claim_output_dir(
+    held: ExitStack,
+    args: TrainingArguments,
+    topology: distributed.Topology,
+    resume_from: str | Path | bool | None,
+) -> Path | None:
+    """The checkpoint to resume from, once rank 0 has made ``output_dir``, locked it (released when
+    ``held`` closes) and found no other run's checkpoints in it."""
+    out, main = args.output_dir, topology.is_main
+    if main:
+        ownership.check_writable(out)
+        held.enter_context(OutputDirLock(out))
+    checkpoint = find_checkpoint(out, resume_from)
+    if main:
+        own = {ownership.run_id_of(checkpoint)} if checkpoint is not None else set()  # a new run owns none
+        ownership.refuse_other_runs(out, own, args.overwrite_output_dir)
+    return checkpoint
 
 
 def find_checkpoint(output_dir: str | Path, resume_from: str | Path | bool | None) -> Path | None:
