@@ -56,6 +56,20 @@ def _subset(allowed: tuple[str, ...]) -> Any:
     return check
 
 
+def _signals(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    from lifecycle.preemption import signal_number
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArgumentError(
+            f"TrainingArguments.{attribute.name}: must be a list of signal names, got {value!r}"
+        )
+    for name in value:
+        try:
+            signal_number(name)
+        except ValueError as exc:
+            raise ArgumentError(f"TrainingArguments.{attribute.name}: {exc}") from None
+
+
 def _no_push(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value:
         raise ArgumentError(
@@ -127,6 +141,10 @@ class TrainingArguments:
     dataloader_num_workers: int = attrs.field(default=0, validator=_at_least(0))
     dataloader_drop_last: bool = False
     dataloader_pin_memory: bool = True
+    #: signals that stop a run at the next step boundary with a checkpoint (lifecycle.preemption)
+    preemption_signals: list[str] = attrs.field(factory=lambda: ["SIGTERM"], validator=_signals)
+    #: Ctrl-C stops at the next step boundary; with this, after writing a checkpoint
+    save_on_interrupt: bool = False
     use_cpu: bool = False
     bf16: bool = False
     fp16: bool = False

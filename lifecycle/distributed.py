@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from lifecycle.control import TrainerControl
+from lifecycle.preemption import SignalWatch
 
 T = TypeVar("T")
 
@@ -78,13 +79,18 @@ def wrap_for_training(model: torch.nn.Module, topology: Topology, device: torch.
     return DistributedDataParallel(model, device_ids=ids)
 
 
-def agree_on_stop(control: TrainerControl, device: torch.device) -> None:
-    """Every rank stops (the epoch or the training) if any rank asked to."""
+def agree_on_stop(control: TrainerControl, device: torch.device, signals: SignalWatch | None = None) -> None:
+    """Every rank stops (the epoch or the training) if any rank asked to, and every rank learns of a
+    stopping signal one of them received."""
+    received = signals.received if signals is not None and signals.received is not None else 0
     flags = torch.tensor(
-        [control.should_training_stop, control.should_epoch_stop], dtype=torch.int32, device=device
+        [control.should_training_stop, control.should_epoch_stop, received], dtype=torch.int32, device=device
     )
     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    control.should_training_stop, control.should_epoch_stop = (bool(v) for v in flags.tolist())
+    training_stop, epoch_stop, signum = flags.tolist()
+    control.should_training_stop, control.should_epoch_stop = bool(training_stop), bool(epoch_stop)
+    if signals is not None and signum:
+        signals.note(signum)
 
 
 def mean_over_ranks(value: float, device: torch.device) -> float:

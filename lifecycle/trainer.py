@@ -98,6 +98,7 @@ from lifecycle.machine import Lifecycle, LifecycleError
 from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
+from lifecycle.preemption import SignalWatch
 from lifecycle.preflight import check_training
 from lifecycle.prepare import prepare_model
 from lifecycle.rng import restore_rng, set_seed
@@ -154,6 +155,7 @@ class Trainer:
         self.control = TrainerControl()
         self.run: TrainingRun | None = None
         self.call = EntryCall()
+        self.signals = SignalWatch(self.args.preemption_signals, self.args.save_on_interrupt)
         #: what ``log``/``evaluate``/``predict`` callbacks receive as ``logs``/``metrics``
         self.payload: dict[str, Any] = {}
         self.callback_kwargs: dict[str, Any] = {}
@@ -217,6 +219,7 @@ class Trainer:
         self._ensure_idle("train")
         check_training(self.args, self.train_dataset, self.eval_dataset)
         with ExitStack() as held:
+            held.enter_context(self.signals)
             self.call = EntryCall(
                 resume_from=claim_output_dir(held, self.args, self.topology, resume_from_checkpoint)
             )
@@ -403,9 +406,12 @@ class Trainer:
         p.window_end = 0
 
     def agree_on_stop(self) -> None:
-        """State ``boundary``: all ranks stop if one asks to (a no-op in one process)."""
+        """State ``boundary``: all ranks stop if one asks to; after a stopping signal (SIGTERM, Ctrl-C:
+        :mod:`lifecycle.preemption`), a checkpoint is asked for, and at the boundary after it the run ends."""
         if self.topology.distributed:
-            distributed.agree_on_stop(self.control, self.device)
+            distributed.agree_on_stop(self.control, self.device, self.signals)
+        if self.signals.received is not None:
+            self._stop_on_signal()
 
     def collect_train_logs(self) -> None:
         """State ``log``: the mean loss since the last log, the gradient norm and learning rate."""
@@ -560,6 +566,15 @@ class Trainer:
         smoothing), else ``None``: the loops then call the model directly."""
         own_loss = type(self).compute_loss is not Trainer.compute_loss
         return self.compute_loss if own_loss or self.label_smoother is not None else None
+
+    def _stop_on_signal(self) -> None:
+        state, signals = self.state, self.signals
+        unsaved = state.global_step > max(state.position.saved_step, 0)
+        if signals.wants_save and unsaved:
+            self.control.should_save = True  # written next; this boundary is entered again after it
+            return
+        folder = f"{self.args.output_dir}/checkpoint-{state.global_step}"
+        raise signals.stop(state.global_step, folder if signals.wants_save and state.global_step else None)
 
     def _ensure_idle(self, entry_point: str) -> None:
         """``train()``, ``evaluate()`` and ``predict()`` start from rest, never inside a running one."""
