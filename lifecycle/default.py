@@ -19,8 +19,8 @@ __all__ = ["TRAINING_LIFECYCLE"]
 
 # -- guards: questions about where training stands --------------------------------------------
 def eval_on_start(s: TrainerState, c: TrainerControl, a: TrainingArguments) -> bool:
-    """Asked for, and not resuming inside an epoch."""
-    return a.eval_on_start and not s.position.epoch_open
+    """Asked for, and nothing trained yet: a resumed run evaluated on its start long ago."""
+    return a.eval_on_start and s.global_step == 0
 
 
 def window_open(s: TrainerState, c: TrainerControl) -> bool:

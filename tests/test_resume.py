@@ -226,9 +226,16 @@ def test_counted_handlers_and_tensor_states_resume_where_they_stood(tmp_path: Pa
         assert torch.equal(ema.shadow[name], value), f"EMA of {name} differs"
 
 
-def test_resume_at_an_epoch_boundary(tmp_path: Path) -> None:
-    """``save_strategy="epoch"``: the checkpoint is written after ``epoch_end``, the epoch closed."""
-    changes = {"save_strategy": "epoch", "eval_strategy": "epoch", "logging_strategy": "epoch"}
+@pytest.mark.parametrize("eval_on_start", [False, True], ids=["", "eval-on-start"])
+def test_resume_at_an_epoch_boundary(tmp_path: Path, eval_on_start: bool) -> None:
+    """``save_strategy="epoch"``: the checkpoint is written after ``epoch_end``, the epoch closed; with
+    ``eval_on_start`` the resumed run does not evaluate on its start again."""
+    changes = {
+        "save_strategy": "epoch",
+        "eval_strategy": "epoch",
+        "logging_strategy": "epoch",
+        "eval_on_start": eval_on_start,
+    }
     ref = trainer(tmp_path / "ref", **changes)
     ref.train()
     resumed = interrupted_then_resumed(tmp_path / "run", step=8, **changes)
