@@ -145,3 +145,20 @@ def test_a_nan_score_never_becomes_the_best_and_scalar_types_are_numbers(tmp_pat
     assert trainer.state.best_model_checkpoint.endswith("checkpoint-6")
     logged = [e["eval_score"] for e in trainer.state.log_history if "eval_score" in e]
     assert math.isnan(logged[0]) and all(type(v) is float for v in logged)
+
+
+def test_a_best_metric_the_evaluation_does_not_produce_names_the_ones_it_does(tmp_path: Path) -> None:
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        eval_strategy="steps",
+        eval_steps=2,
+        metric_for_best_model="accuracy",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(Classifier(), args, train_dataset=Examples(8), eval_dataset=Examples(4, seed=1))
+    with pytest.raises(
+        KeyError, match=r"'eval_accuracy' is not among the evaluation metrics \[.*'eval_loss'"
+    ):
+        trainer.train()
+    assert trainer.state.global_step == 2  # the first evaluation
