@@ -117,10 +117,13 @@ def test_no_host_sync_on_steps_that_do_not_log(tmp_path: Path) -> None:
     )
     with HostSyncs() as syncs:
         trainer.train()
-    # two train logs (steps 4 and 8), each reading the loss sum and the grad norm once, then the summary
-    in_step_loop = [c for c in syncs.calls if "collect_train_logs" not in c and " in drain" not in c]
+    # two train logs (steps 4 and 8), each reading the loss sum, the grad norm and the non-finite
+    # counts once, then the summary (the loss sum and the counts)
+    reads = ("collect_train_logs", " in drain", " in check")
+    in_step_loop = [c for c in syncs.calls if not any(r in c for r in reads)]
     assert in_step_loop == []
     assert sum(c.endswith(" in drain") for c in syncs.calls) == 3
+    assert sum(c.endswith(" in check") for c in syncs.calls) == 3
 
 
 def test_logged_loss_is_the_mean_since_the_last_log(tmp_path: Path) -> None:
