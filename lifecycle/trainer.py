@@ -23,6 +23,7 @@ several processes, devices     :mod:`lifecycle.distributed`
 optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
 checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
+nan and inf losses, gradients  :mod:`lifecycle.nonfinite` (``TrainingArguments.nonfinite``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::

@@ -12,10 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lifecycle import ArgumentError, Trainer, TrainingArguments
+from lifecycle import ArgumentError, NonFiniteError, Trainer, TrainingArguments
 from lifecycle.checkpoint.contents import WEIGHTS_FILE
 from lifecycle.loss import LossTally
-from lifecycle.nonfinite import Census, NonFiniteError, NonFiniteWatch
+from lifecycle.nonfinite import Census, NonFiniteWatch
 from tests.support.helpers import Classifier, Examples
 from tests.test_trainer import HostSyncs
 
