@@ -35,6 +35,7 @@ from lifecycle.trace import Tracer
 
 if TYPE_CHECKING:
     from lifecycle.data import EpochSampler
+    from lifecycle.nonfinite import NonFiniteError
     from lifecycle.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "LifecycleError",
     "LifecycleGraph",
     "MLflowTracker",
+    "NonFiniteError",
     "PredictionOutput",
     "PrinterCallback",
     "ProgressCallback",
@@ -82,7 +84,11 @@ __all__ = [
 
 
 # These import torch (about a second): commands that need no tensors never pay for it.
-_NEEDS_TORCH = {"Trainer": "lifecycle.trainer", "EpochSampler": "lifecycle.data"}
+_NEEDS_TORCH = {
+    "Trainer": "lifecycle.trainer",
+    "EpochSampler": "lifecycle.data",
+    "NonFiniteError": "lifecycle.nonfinite",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -29,6 +29,7 @@ SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 METRIC_SCHEDULES = ("reduce_lr_on_plateau", "greedy")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 METRICS_EXTRAS = ("inputs", "loss")
+NONFINITE = ("stop", "skip", "warn")
 
 
 def _names(value: Any) -> Any:
@@ -118,6 +119,9 @@ class TrainingArguments:
     logging_steps: float = attrs.field(default=500, validator=[_at_least(0, strict=True), steps])
     logging_first_step: bool = False
     logging_nan_inf_filter: bool = True
+    nonfinite: str = attrs.field(default="stop", validator=_choice(NONFINITE))
+    """A nan or inf training loss or gradient norm: ``stop`` training, ``skip`` its step, or ``warn``
+    (:mod:`lifecycle.nonfinite`); transformers has no such argument."""
     eval_strategy: str = attrs.field(default="no", converter=_strategy, validator=_choice(INTERVALS))
     eval_steps: float | None = attrs.field(default=None, validator=[_at_least(0, strict=True), steps])
     eval_delay: float = attrs.field(default=0, validator=_at_least(0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from lifecycle.nonfinite import Census
+
 __all__ = ["LossTally"]
 
 FOLD = 256  # losses kept on the device before they are summed into the running total
@@ -14,17 +16,30 @@ class LossTally:
     once per log, is the one read.
 
     With ``nan_inf_filter`` a non-finite loss counts as the mean of the finite ones folded with it, so
-    one bad batch does not turn the logged loss into ``nan``.
+    one bad batch does not turn the logged loss into ``nan``; where none of them is finite, the sum is
+    ``nan`` (never a made-up number). A ``census`` counts the non-finite ones as they are folded.
     """
 
-    def __init__(self, device: torch.device, nan_inf_filter: bool, total: torch.Tensor | None = None):
+    def __init__(
+        self,
+        device: torch.device,
+        nan_inf_filter: bool,
+        total: torch.Tensor | None = None,
+        census: Census | None = None,
+    ):
         self.device = device
         self.nan_inf_filter = nan_inf_filter
+        self.census = census
         self.pending: list[torch.Tensor] = []
         self.total = total if total is not None else torch.zeros((), device=device)
         """The summed losses folded so far (a resumed run starts from the checkpoint's)."""
         self.drained = 0.0
         """Everything :meth:`drain` has read: the run's summed loss."""
+
+    @property
+    def index(self) -> int:
+        """The census index the next loss gets."""
+        return (self.census.seen if self.census is not None else 0) + len(self.pending)
 
     def add(self, loss: torch.Tensor) -> None:
         self.pending.append(loss.detach())
@@ -35,9 +50,11 @@ class LossTally:
         """Sum the pending losses into :attr:`total`, on the device; return the total."""
         if self.pending:
             pending = torch.stack(self.pending)
+            if self.census is not None:
+                self.census.count(pending)
             if self.nan_inf_filter:
                 finite = torch.isfinite(pending)
-                mean = torch.where(finite, pending, 0.0).sum() / finite.sum().clamp(min=1)
+                mean = torch.where(finite, pending, 0.0).sum() / finite.sum()  # nan if none is finite
                 pending = torch.where(finite, pending, mean)
             self.total = self.total + pending.sum()
             self.pending = []

@@ -20,6 +20,7 @@ from lifecycle.checkpoint.contents import ResumeState
 from lifecycle.data import ResumeMethod
 from lifecycle.forward import Batch, LossFn
 from lifecycle.loss import LossTally
+from lifecycle.nonfinite import NonFiniteWatch
 from lifecycle.outputs import PredictionOutput, TrainOutput
 from lifecycle.plan import StepPlan
 from lifecycle.rng import RngState
@@ -41,6 +42,8 @@ class TrainingRun:
     """``batch -> loss``, built once (:func:`lifecycle.forward.make_forward`)."""
     loss: LossTally
     """The training loss since the last log, on the device."""
+    watch: NonFiniteWatch
+    """Non-finite losses and gradient norms, counted on the device (the loss tally counts into it)."""
     no_sync: Callable[[], AbstractContextManager[None]] | None = None
     """DDP's ``no_sync`` inside an accumulation window (``None`` in one process)."""
     metric_schedule: bool = False

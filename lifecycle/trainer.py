@@ -23,6 +23,7 @@ several processes, devices     :mod:`lifecycle.distributed`
 optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``, ``schedules``)
 checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
+nan and inf losses, gradients  :mod:`lifecycle.nonfinite` (``TrainingArguments.nonfinite``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -95,6 +96,7 @@ from lifecycle.graph import LifecycleGraph
 from lifecycle.integrations import TrackerCallback, find_tracker, tracker_callbacks
 from lifecycle.loss import LossTally
 from lifecycle.machine import Lifecycle, LifecycleError
+from lifecycle.nonfinite import NonFiniteWatch
 from lifecycle.optim import create_optimizer, create_scheduler, steps_on_metric
 from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
@@ -284,12 +286,14 @@ class Trainer:
             self.model_wrapped = prepare_model(self.model, args, self.topology, self.device)
         wrapped = self.model_wrapped
         ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
+        watch = NonFiniteWatch(self.device, args.nonfinite, self.topology.distributed)
         run = self.run = TrainingRun(
             loader=loader,
             plan=plan,
             resume_method=resume_method(loader),
             forward=make_forward(wrapped, args, self.device, self._loss_hook()),
-            loss=LossTally(self.device, args.logging_nan_inf_filter),
+            loss=LossTally(self.device, args.logging_nan_inf_filter, census=watch.losses),
+            watch=watch,
             no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
@@ -310,7 +314,7 @@ class Trainer:
         state.is_local_process_zero = self.topology.local_rank == 0
         plan.apply_to(state, args.per_device_train_batch_size)
         state.position.training = True
-        run.first_step = state.global_step
+        run.first_step = run.watch.since = state.global_step
         run.start_time = time.time()
         self._refresh_kwargs(train_dataloader=loader)
         self.model.train()
@@ -351,6 +355,7 @@ class Trainer:
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             run.window = p.window_end - p.batch_index
+            run.watch.step_begins(run.loss.index)
         batch = next(run.batches)
         if run.no_sync is not None and p.batch_index + 1 < p.window_end:
             with run.no_sync():  # DDP all-reduces a window's gradient once, at its last micro-batch
@@ -363,6 +368,8 @@ class Trainer:
                 assert self.optimizer is not None
                 run.scaler.unscale_(self.optimizer)
             run.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+            if run.scaler is None:  # under fp16 an overflow is the scaler's to skip, not an error
+                run.watch.add_norm(run.grad_norm)
 
     @staticmethod
     def _learn_from(run: TrainingRun, batch: Batch) -> None:
@@ -372,11 +379,21 @@ class Trainer:
             loss = loss / run.window
         (loss if run.scaler is None else run.scaler.scale(loss)).backward()
         run.loss.add(loss)
+        if run.watch.policy == "skip":
+            run.watch.window.append(loss.detach())
 
     def optimizer_update(self) -> None:
-        """State ``optimize``: ``optimizer.step()`` (fp16: skipped when gradients overflowed)."""
-        scaler = self._training().scaler
+        """State ``optimize``: ``optimizer.step()`` (fp16: skipped when gradients overflowed;
+        ``nonfinite="skip"``: skipped when a loss or the gradient is not finite, the step still counts)."""
+        run = self._training()
+        scaler = run.scaler
         assert self.optimizer is not None
+        if run.watch.policy == "skip":
+            norm = run.grad_norm if self.args.max_grad_norm > 0 else None
+            if run.watch.skips(self.model, norm, scaler is not None, self.state.global_step + 1):
+                if scaler is not None:  # its per-step state cleared, its scale kept
+                    scaler.update(scaler.get_scale())
+                return
         if scaler is None:
             self.optimizer.step()
         else:
@@ -416,6 +433,8 @@ class Trainer:
     def collect_train_logs(self) -> None:
         """State ``log``: the mean loss since the last log, the gradient norm and learning rate."""
         run, state = self._training(), self.state
+        run.loss.fold()
+        run.watch.check(state.global_step, "at the log")
         total = run.loss.drain()
         if self.topology.distributed:
             total = distributed.mean_over_ranks(total, self.device)
@@ -430,6 +449,8 @@ class Trainer:
         """State ``finish``: the training summary: runtime and throughput of this process's steps, and
         the mean training loss of the whole run (a resumed run's included, carried in checkpoints)."""
         run, state = self._training(), self.state
+        run.loss.fold()
+        run.watch.check(state.global_step, "at the end of training")
         run.loss.drain()
         steps = state.global_step - run.first_step
         runtime = time.time() - run.start_time
@@ -499,8 +520,12 @@ class Trainer:
             self.control.should_save = new_best
 
     def save_checkpoint(self) -> None:
-        """State ``save``: ``checkpoint-<global_step>`` written (:mod:`lifecycle.checkpoint.training`)."""
-        save_training(self, self._training())
+        """State ``save``: ``checkpoint-<global_step>`` written (:mod:`lifecycle.checkpoint.training`),
+        once ``nonfinite="stop"`` has found nothing to stop for."""
+        run = self._training()
+        run.loss.fold()
+        run.watch.check(self.state.global_step, "before saving")
+        save_training(self, run)
 
     def run_prediction(self) -> None:
         """State ``predict``: the prediction loop over ``predict()``'s dataset."""

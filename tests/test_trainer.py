@@ -117,10 +117,13 @@ def test_no_host_sync_on_steps_that_do_not_log(tmp_path: Path) -> None:
     )
     with HostSyncs() as syncs:
         trainer.train()
-    # two train logs (steps 4 and 8), each reading the loss sum and the grad norm once, then the summary
-    in_step_loop = [c for c in syncs.calls if "collect_train_logs" not in c and " in drain" not in c]
+    # two train logs (steps 4 and 8), each reading the loss sum, the grad norm and the non-finite
+    # counts once, then the summary (the loss sum and the counts)
+    reads = ("collect_train_logs", " in drain", " in check")
+    in_step_loop = [c for c in syncs.calls if not any(r in c for r in reads)]
     assert in_step_loop == []
     assert sum(c.endswith(" in drain") for c in syncs.calls) == 3
+    assert sum(c.endswith(" in check") for c in syncs.calls) == 3
 
 
 def test_logged_loss_is_the_mean_since_the_last_log(tmp_path: Path) -> None:
@@ -159,7 +162,8 @@ def test_a_non_finite_loss_is_filtered_from_the_log(tmp_path: Path, nan_filter: 
 
     trainer = Trainer(
         Glitch(),
-        args(tmp_path, max_steps=4, logging_steps=4, logging_nan_inf_filter=nan_filter),
+        # "warn" trains on past the nan (the default, "stop", would end the run: tests/test_nonfinite.py)
+        args(tmp_path, max_steps=4, logging_steps=4, logging_nan_inf_filter=nan_filter, nonfinite="warn"),
         train_dataset=Examples(16),
     )
     trainer.train()
