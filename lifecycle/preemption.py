@@ -7,7 +7,9 @@ only when ``save_on_interrupt``), the lifecycle writes it as any other, and at t
 it the run stops with :class:`TrainingPreempted` (a ``SystemExit``: the process ends with the message)
 or :class:`TrainingInterrupted` (a ``KeyboardInterrupt``). On the way out the trainer finishes its
 trackers and writes its trace, as for any run that raises. A second Ctrl-C interrupts at once.
-Handlers are installed by ``train()`` in the main thread only, and put back when it returns.
+Ctrl-C waits for a boundary only while steps are taken (from ``train_begin`` to ``finish``); before
+and after, it interrupts at once. Handlers are installed by ``train()`` in the main thread only, and
+put back when it returns.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class SignalWatch:
         self.preemption = tuple(signal_number(name) for name in preemption)
         self.save_on_interrupt = save_on_interrupt
         self.received: int | None = None
+        self.deferring = False
+        """Steps are being taken: Ctrl-C waits for the next boundary (else it interrupts at once)."""
         self._previous: dict[int, Any] = {}
 
     @property
@@ -69,11 +73,12 @@ class SignalWatch:
 
     def reset(self) -> None:
         self.received = None
+        self.deferring = False
 
     # -- installing the handlers ------------------------------------------------------------------
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and self.received == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C does not wait for the boundary
+        if signum == signal.SIGINT and (self.received == signal.SIGINT or not self.deferring):
+            raise KeyboardInterrupt  # a second Ctrl-C, or one outside the steps, does not wait
         self.note(signum)
 
     def __enter__(self) -> SignalWatch:

@@ -316,6 +316,7 @@ class Trainer:
         state.position.training = True
         run.first_step = run.watch.since = state.global_step
         run.start_time = time.time()
+        self.signals.deferring = True  # Ctrl-C waits for a step boundary from here to finish
         self._refresh_kwargs(train_dataloader=loader)
         self.model.train()
         self.model.zero_grad(set_to_none=True)
@@ -448,6 +449,7 @@ class Trainer:
     def summarize_training(self) -> None:
         """State ``finish``: the training summary: runtime and throughput of this process's steps, and
         the mean training loss of the whole run (a resumed run's included, carried in checkpoints)."""
+        self.signals.deferring = False
         run, state = self._training(), self.state
         run.loss.fold()
         run.watch.check(state.global_step, "at the end of training")
