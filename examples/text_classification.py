@@ -1,6 +1,6 @@
 """Fine-tune a small BERT to tell good reviews from bad ones, as transformers' run_glue.py does.
 
-Nothing is downloaded: the reviews are generated, the WordPiece tokenizer is trained on them in memory,
+Nothing is downloaded: the reviews are generated, a WordPiece tokenizer is built from their words,
 and the model is built from a ``BertConfig``. It runs in seconds on a CPU:
 
     python examples/text_classification.py --output_dir runs/classify
@@ -19,7 +19,7 @@ import os
 import random
 
 import numpy as np
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -50,15 +50,25 @@ def review(rng):
 
 
 def build_tokenizer(texts):
-    """A BERT-style WordPiece tokenizer trained on ``texts``, wrapped for transformers."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
+    """A BERT-style WordPiece tokenizer over the words of ``texts``, wrapped for transformers.
+
+    The vocabulary is the sorted words, so every process numbers them alike: a resumed run must see the
+    same token ids as the run that wrote the checkpoint (a ``WordPieceTrainer`` may number them
+    differently each time).
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words = {
+        word for text in texts for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+    }
+    vocab = {
+        token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(words)])
+    }
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        special_tokens=[(t, tokenizer.token_to_id(t)) for t in ("[CLS]", "[SEP]")],
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
