@@ -52,6 +52,10 @@ def test_mlflow_callback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     store = f"file:{tmp_path / 'mlruns'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    # comet_ml, once imported (transformers imports it), follows MLflow runs with offline experiments
+    # of its own: they go to the test's folder
+    monkeypatch.setenv("COMET_OFFLINE_DIRECTORY", str(tmp_path / "comet"))
+    monkeypatch.chdir(tmp_path)
     client = tracking.MlflowClient(store)
     read: dict[str, tuple[Points, dict[str, Any]]] = {}
     for name in LIBRARIES:
