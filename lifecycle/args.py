@@ -6,6 +6,7 @@ transformers has and this library does not is an error that says so (:mod:`lifec
 
 from __future__ import annotations
 
+import enum
 import importlib.metadata
 import json
 import math
@@ -14,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from lifecycle import ranks
 from lifecycle.argcheck import ArgumentError, mapping, path, steps, typed
 from lifecycle.argcheck import at_least as _at_least
 from lifecycle.argcheck import choice as _choice
@@ -260,6 +262,32 @@ class TrainingArguments:
     def eval_batch_size(self) -> int:
         return self.per_device_eval_batch_size
 
+    # -- this process among the training processes, read-only as in transformers -------------------
+    @property
+    def world_size(self) -> int:
+        """How many processes train together."""
+        return ranks.world_size()
+
+    @property
+    def process_index(self) -> int:
+        """This process's index among all of them (rank)."""
+        return ranks.rank()
+
+    @property
+    def local_process_index(self) -> int:
+        """This process's index on its machine (local rank)."""
+        return ranks.local_rank()
+
+    @property
+    def should_log(self) -> bool:
+        """Whether this process logs: rank 0 alone (there is no ``log_on_each_node``)."""
+        return self.process_index == 0
+
+    @property
+    def should_save(self) -> bool:
+        """Whether this process writes checkpoints: rank 0 alone (there is no ``save_on_each_node``)."""
+        return self.process_index == 0
+
     def get_warmup_steps(self, num_training_steps: int) -> int:
         """Warmup steps of a run of ``num_training_steps``: ``warmup_ratio`` or ``warmup_steps`` (below 1:
         a fraction), rounded up."""
@@ -269,8 +297,11 @@ class TrainingArguments:
         return math.ceil(num_training_steps * fraction)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, for trackers and for the checkpoint's record of how the run was set up."""
-        return attrs.asdict(self, value_serializer=lambda _i, _a, v: v if _jsonable(v) else repr(v))
+        """Plain values, for trackers and for the checkpoint's record of how the run was set up: a
+        tracker class or instance in ``report_to`` is recorded by its name."""
+        values = attrs.asdict(self, value_serializer=lambda _i, _a, v: v if _jsonable(v) else repr(v))
+        values["report_to"] = _report_names(self.report_to)
+        return values
 
     def to_json_string(self) -> str:
         """:meth:`to_dict` as indented JSON."""
@@ -286,3 +317,23 @@ class TrainingArguments:
 
 def _jsonable(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool, list, tuple, dict))
+
+
+def _tracker_label(item: Any) -> Any:
+    """A tracker class or instance as its ``name`` (its class name where it has none); an enum
+    (Accelerate's ``LoggerType``) as its value; a name as it is."""
+    if item is None or isinstance(item, str):
+        return item
+    if isinstance(item, enum.Enum):
+        return item.value
+    name = getattr(item, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return item.__name__ if isinstance(item, type) else type(item).__name__
+
+
+def _report_names(report_to: Any) -> Any:
+    """``report_to`` as names only: what a tracker can store and a reader can make sense of."""
+    if isinstance(report_to, (list, tuple)):
+        return [_tracker_label(item) for item in report_to]
+    return _tracker_label(report_to)

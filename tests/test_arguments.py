@@ -500,3 +500,37 @@ def test_the_sanitized_dict_is_what_tensorboard_takes_as_transformers_makes_it()
     ):
         assert ours[key] == theirs[key], key
     assert not math.isnan(ours["learning_rate"])
+
+
+def test_report_to_is_recorded_by_tracker_names() -> None:
+    tracking = pytest.importorskip("accelerate.tracking")
+    from lifecycle.integrations import JSONLTracker
+
+    instance = tracking.TensorBoardTracker("x", "unused-folder")
+    args = TrainingArguments(report_to=[instance, tracking.WandBTracker, JSONLTracker, "mlflow"])
+    assert args.to_dict()["report_to"] == ["tensorboard", "wandb", "jsonl", "mlflow"]
+    assert json.loads(args.to_json_string())["report_to"] == ["tensorboard", "wandb", "jsonl", "mlflow"]
+    assert TrainingArguments(report_to=JSONLTracker).to_dict()["report_to"] == "jsonl"
+    assert TrainingArguments(report_to="none").to_dict()["report_to"] == "none"
+
+
+PROCESS_PROPERTIES = ("world_size", "process_index", "local_process_index", "should_log", "should_save")
+
+
+def test_process_properties_are_read_only_and_agree_with_transformers_in_one_process() -> None:
+    ours, theirs = TrainingArguments(), hf_args()
+    for name in PROCESS_PROPERTIES:
+        assert isinstance(getattr(transformers.TrainingArguments, name), property), name
+        assert isinstance(getattr(TrainingArguments, name), property), name
+        assert getattr(ours, name) == getattr(theirs, name), name
+        with pytest.raises(AttributeError):
+            setattr(ours, name, 1)
+
+
+def test_process_properties_follow_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    args = TrainingArguments()
+    assert (args.world_size, args.process_index, args.local_process_index) == (4, 3, 1)
+    assert not args.should_log and not args.should_save

@@ -23,7 +23,7 @@ from typing import Any
 from lifecycle.callbacks import TrainerCallback
 from lifecycle.integrations.base import is_main_process
 from lifecycle.integrations.limits import TimeLimits
-from lifecycle.integrations.values import loggable, rewrite_names, run_config
+from lifecycle.integrations.values import loggable, rewrite_names, run_config, scalar_config, wants_scalars
 from lifecycle.integrations.worker import TrackerWorker
 
 __all__ = ["TrackerCallback", "tracker_name"]
@@ -158,4 +158,5 @@ class TrackerCallback(TrainerCallback):
         self._open.add(id(tracker))
         worker = self._worker(tracker)
         worker.submit("start")
-        worker.submit("store_init_configuration", dict(self._config or {}))
+        config = dict(self._config or {})
+        worker.submit("store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config)

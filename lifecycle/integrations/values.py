@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Loggable", "loggable", "rewrite_names", "run_config"]
+__all__ = ["Loggable", "loggable", "rewrite_names", "run_config", "scalar_config", "wants_scalars"]
 
 logger = logging.getLogger("lifecycle.integrations")
 
@@ -74,3 +74,21 @@ def run_config(args: Any, model: Any = None) -> dict[str, Any]:
     config["run_name"] = args.run_name
     plain: dict[str, Any] = json.loads(json.dumps(config, default=repr))
     return plain
+
+
+def scalar_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with every value a bool, int, float, str or None, as Accelerate promises its trackers
+    (TensorBoard's hyperparameters refuse anything else): lists and dicts become their JSON text."""
+    return {
+        key: value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value)
+        for key, value in config.items()
+    }
+
+
+def wants_scalars(tracker: Any) -> bool:
+    """Whether ``tracker`` is one of Accelerate's (a subclass of ``accelerate.tracking.GeneralTracker``),
+    told by its classes' names so that Accelerate need not be imported."""
+    return any(
+        (klass.__module__, klass.__qualname__) == ("accelerate.tracking", "GeneralTracker")
+        for klass in type(tracker).__mro__
+    )
