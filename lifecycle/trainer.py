@@ -83,7 +83,7 @@ from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry
-from lifecycle.checkpoint.ownership import new_run_id
+from lifecycle.checkpoint.ownership import check_writable, new_run_id
 from lifecycle.checkpoint.pretrained import save_model_folder
 from lifecycle.checkpoint.training import claim_output_dir, load_best_model, load_training, save_training
 from lifecycle.control import TrainerControl
@@ -138,6 +138,8 @@ class Trainer:
         self.topology = distributed.join_process_group(use_cuda)
         self.device = distributed.pick_device(self.topology, use_cuda, self.args.fp16)
         self.model = model.to(self.device)
+        if self.topology.is_main:  # as in transformers, the folder exists once the trainer does
+            check_writable(self.args.output_dir)
         #: the model as trained: wrapped in DistributedDataParallel across several processes
         self.model_wrapped: torch.nn.Module = self.model
         self.data_collator = data_collator
