@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests.support.helpers import Classifier
 from tests.support.processes import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -31,19 +32,6 @@ def python_blocks(page: Path) -> list[tuple[int, str, bool]]:
         (text.count("\n", 0, m.start()) + 1, m.group(1), not NOT_RUN.search(text[: m.start()]))
         for m in FENCE.finditer(text)
     ]
-
-
-class Classifier(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 2)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        logits = self.linear(x)
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
 
 
 def rows(n: int, seed: int) -> list[dict[str, torch.Tensor]]:
