@@ -4,18 +4,19 @@ Two protocols are saved: ours, ``state_dict()``/``load_state_dict(state)``, and 
 ``ExportableState``, ``state()`` returning ``{"args": ..., "attributes": ...}``. Both are restored in
 place, in callback order: the n-th callback of a class gets the n-th state saved for that class.
 A state may hold tensors (an EMA of the weights, say): they go to ``callbacks.safetensors`` and the
-JSON keeps ``{"__tensor__": key}`` where each was, so nothing is pickled.
+JSON keeps ``{"__tensor__": key}`` where each was, in :mod:`lifecycle.checkpoint.tree`'s encoding
+(non-finite floats, tuples and dicts with keys other than strings marked too), so nothing is pickled.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lifecycle.checkpoint.folder import STATE_FILE, CheckpointError
+from lifecycle.checkpoint.tree import TreeReader, TreeWriter, read_tensors
 
 __all__ = [
     "CALLBACK_TENSORS_FILE",
@@ -28,7 +29,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CALLBACK_TENSORS_FILE = "callbacks.safetensors"
-TENSOR = "__tensor__"
 
 Tensors = dict[str, Any]
 
@@ -43,36 +43,11 @@ def _exportable(cb: object) -> bool:
     return not _stateful(cb) and callable(getattr(cb, "state", None))
 
 
-def _lift_tensors(value: Any, key: str, tensors: Tensors) -> Any:
-    """``value`` with each tensor replaced by a marker, the tensor kept in ``tensors`` under its key."""
-    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        tensors[key] = value.detach().cpu().contiguous().clone()
-        return {TENSOR: key}
-    if isinstance(value, dict):
-        return {k: _lift_tensors(v, f"{key}.{k}", tensors) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lift_tensors(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]
-    return value
-
-
-def _put_tensors(value: Any, tensors: Tensors, where: str) -> Any:
-    """The inverse of :func:`_lift_tensors`."""
-    if isinstance(value, dict) and set(value) == {TENSOR}:
-        if value[TENSOR] not in tensors:
-            raise CheckpointError(f"{where}: tensor {value[TENSOR]!r} is not in {CALLBACK_TENSORS_FILE}")
-        return tensors[value[TENSOR]]
-    if isinstance(value, dict):
-        return {k: _put_tensors(v, tensors, where) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_put_tensors(v, tensors, where) for v in value]
-    return value
-
-
 def callback_states(callbacks: Iterable[object]) -> tuple[dict[str, list[Any]], Tensors]:
     """Each stateful callback's state by class name, in callback order (a list per class, so two
-    callbacks of one class keep one entry each), and the tensors lifted out of them."""
+    callbacks of one class keep one entry each), as JSON data, and the tensors lifted out of them."""
     saved: dict[str, list[Any]] = {}
-    tensors: Tensors = {}
+    writer = TreeWriter()
     for cb in callbacks:
         name = type(cb).__name__
         if _stateful(cb):
@@ -81,15 +56,8 @@ def callback_states(callbacks: Iterable[object]) -> tuple[dict[str, list[Any]], 
             state, method = cb.state(), "state()"  # type: ignore[attr-defined]
         else:
             continue
-        state = _lift_tensors(state, f"{name}.{len(saved.get(name, []))}", tensors)
-        try:
-            json.dumps(state)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"callback {name}.{method} must return JSON data and tensors: {exc}"
-            ) from None
-        saved.setdefault(name, []).append(state)
-    return saved, tensors
+        saved.setdefault(name, []).append(writer.encode(state, f"callback {name}.{method}"))
+    return saved, writer.tensors
 
 
 def save_callback_tensors(folder: Path, tensors: Tensors) -> None:
@@ -102,15 +70,7 @@ def save_callback_tensors(folder: Path, tensors: Tensors) -> None:
 def load_callback_tensors(folder: Path) -> Tensors:
     """The tensors of the callbacks' states (none when the checkpoint has no such file)."""
     path = folder / CALLBACK_TENSORS_FILE
-    if not path.is_file():
-        return {}
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    return read_tensors(path) if path.is_file() else {}
 
 
 def restore_callback_states(
@@ -132,7 +92,7 @@ def restore_callback_states(
                 "the checkpoint holds no state for callback %s #%d; it starts afresh", name, index + 1
             )
             continue
-        state = _put_tensors(states[index], tensors or {}, f"{STATE_FILE}: callback {name}")
+        state = TreeReader(tensors or {}).decode(states[index], f"{STATE_FILE}: callback {name}")
         try:
             if _stateful(cb):
                 cb.load_state_dict(state)  # type: ignore[attr-defined]

@@ -29,7 +29,17 @@ from typing import Any
 
 from lifecycle.checkpoint.folder import CheckpointError
 
-__all__ = ["MAX_DEPTH", "MAX_JSON_BYTES", "json_file", "load_tree", "save_tree", "tensor_file"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_JSON_BYTES",
+    "TreeReader",
+    "TreeWriter",
+    "json_file",
+    "load_tree",
+    "read_tensors",
+    "save_tree",
+    "tensor_file",
+]
 
 MAX_DEPTH = 100
 """Containers nested deeper than this are refused, when saving and when reading."""
@@ -78,8 +88,8 @@ def _items(pairs: Iterator[tuple[Any, Any]], convert: Any, depth: int) -> Iterat
             raise bad.at(key) from None
 
 
-class _Writer:
-    """Turns a tree into JSON data, collecting its tensors."""
+class TreeWriter:
+    """Turns trees into JSON data, collecting their tensors (one writer may serve several trees)."""
 
     def __init__(self) -> None:
         import torch
@@ -134,12 +144,19 @@ class _Writer:
             "(only tensors, dicts, lists, tuples, strings, numbers, bools and None)"
         )
 
+    def encode(self, obj: Any, where: str) -> Any:
+        """``obj`` as JSON data; what cannot be saved is a :class:`CheckpointError` naming ``where``."""
+        try:
+            return self.value(obj)
+        except _Bad as bad:
+            raise CheckpointError(f"{where}: {bad}") from None
+
 
 def save_tree(folder: Path, name: str, obj: Any) -> None:
     """Write ``obj`` as ``<name>.safetensors`` (its tensors) and ``<name>.json`` (the rest)."""
     from safetensors.torch import save_file
 
-    writer = _Writer()
+    writer = TreeWriter()
     try:
         tree = writer.value(obj)
     except _Bad as bad:
@@ -149,7 +166,7 @@ def save_tree(folder: Path, name: str, obj: Any) -> None:
     (folder / json_file(name)).write_text(text + "\n")
 
 
-class _Reader:
+class TreeReader:
     """Turns JSON data back into a tree, taking its tensors from a safetensors file."""
 
     def __init__(self, tensors: dict[str, Any]):
@@ -202,6 +219,13 @@ class _Reader:
             return dict(_items(iter(value.items()), self.value, depth))
         return value
 
+    def decode(self, tree: Any, where: str) -> Any:
+        """What :meth:`TreeWriter.encode` made of a tree; a malformed one names ``where``."""
+        try:
+            return self.value(tree)
+        except _Bad as bad:
+            raise CheckpointError(f"{where}: {bad}") from None
+
 
 def _read_json(path: Path) -> Any:
     size = path.stat().st_size
@@ -220,7 +244,7 @@ def _read_json(path: Path) -> Any:
     return data["tree"]
 
 
-def _read_tensors(path: Path) -> dict[str, Any]:
+def read_tensors(path: Path) -> dict[str, Any]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -238,7 +262,7 @@ def load_tree(folder: Path, name: str) -> Any:
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
     data = _read_json(structure)
-    reader = _Reader(_read_tensors(tensors))
+    reader = TreeReader(read_tensors(tensors))
     try:
         tree = reader.value(data)
     except _Bad as bad:
