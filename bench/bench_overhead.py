@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import torch
+from workloads import MLP, Regression
 
 from lifecycle import (
     Lifecycle,
@@ -34,29 +35,6 @@ from lifecycle import (
     TrainingArguments,
 )
 from lifecycle.dispatch import Dispatcher
-
-
-class Regression(torch.utils.data.Dataset):
-    def __init__(self, n: int):
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 64, generator=g)
-        self.y = self.x[:, :1] * 0.5 + 0.1 * torch.randn(n, 1, generator=g)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"x": self.x[i], "labels": self.y[i]}
-
-
-class MLP(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": torch.nn.functional.mse_loss(self.net(x), labels)}
 
 
 def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
