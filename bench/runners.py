@@ -2,17 +2,19 @@
 
 Every loop times its training alone, from its own "training starts" hook to its "training ended" hook
 (building the model, the optimizer and the trainer is left out, as it is for the hand-written loop; on
-CUDA the clock stops after a device synchronize). Each gets the same model, data, batch size, optimizer
-and schedule (:mod:`workloads`); none clips gradients, evaluates or saves. What else each one runs:
+CUDA the clock starts and stops after a device synchronize). Each gets the same model, data, batch
+size, optimizer and schedule (:mod:`workloads`); none clips gradients, evaluates or saves. What else
+each one runs:
 
 - ``hand``: the bare loop: forward, backward, ``optimizer.step()``, ``scheduler.step()``,
   ``zero_grad(set_to_none=True)``; it logs nothing.
 - ``lifecycle``: ``lifecycle.Trainer`` with its default callbacks (flow, progress bar, the JSONL log,
   the trace), the training loss logged every ``logging_steps``.
 - ``lifecycle-noop10``: the same with ten more callbacks, each a no-op ``on_step_end``.
-- ``ignite``: an Ignite ``Engine`` whose process function is the hand-written step (it returns the
-  detached loss), the scheduler stepped by an ``ITERATION_COMPLETED`` handler; Ignite attaches nothing
-  by default: no progress bar, no logging.
+- ``ignite``: an Ignite ``Engine`` whose process function is the hand-written step, returning the
+  detached loss (``create_supervised_trainer`` would return ``loss.item()``, a host sync per step);
+  the scheduler stepped by an ``ITERATION_COMPLETED`` handler. Ignite attaches nothing by default: no
+  progress bar, no logging.
 - ``lightning``: ``lightning.Trainer.fit`` with its defaults (progress bar, model summary, its default
   logger) except ``enable_checkpointing=False``; ``training_step`` logs the loss with ``self.log``,
   written every ``logging_steps`` (``log_every_n_steps``); the scheduler steps per step.
@@ -45,7 +47,7 @@ class Timing:
 
 
 class Clock:
-    """Seconds between :meth:`start` and :meth:`stop` (after a device synchronize on CUDA)."""
+    """Seconds between :meth:`start` and :meth:`stop` (each after a device synchronize on CUDA)."""
 
     def __init__(self, device: str):
         self.device, self.began, self.elapsed = device, 0.0, 0.0
@@ -53,12 +55,16 @@ class Clock:
 
     def start(self) -> None:
         self.threads = torch.get_num_threads()  # as the loop runs, after any framework set it
+        self._synchronize()  # the model's copy to the device is setup, not training
         self.began = time.perf_counter()
 
     def stop(self) -> None:
+        self._synchronize()
+        self.elapsed = time.perf_counter() - self.began
+
+    def _synchronize(self) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
-        self.elapsed = time.perf_counter() - self.began
 
     def timing(self, steps: int) -> Timing:
         return Timing(self.elapsed / max(steps, 1), steps, self.threads)
