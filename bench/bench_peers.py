@@ -98,8 +98,11 @@ def work(opts: argparse.Namespace) -> None:
     else:
         loop = RUNNERS[opts.worker][0]
         timing = loop(workload, opts.steps, opts.device, opts.logging_steps)
-        result = {"seconds_per_step": timing.seconds_per_step, "steps": timing.steps}
-        result["threads"] = timing.threads
+        result = {
+            "seconds_per_step": timing.seconds_per_step,
+            "steps": timing.steps,
+            "threads": timing.threads,
+        }
         if opts.device == "cuda":
             result["device_name"] = torch.cuda.get_device_name()
     opts.result.write_text(json.dumps(result))
@@ -137,11 +140,12 @@ def in_fresh_process(name: str, opts: argparse.Namespace) -> dict[str, Any]:
 
 # -- the comparison -------------------------------------------------------------------------------
 def compare(opts: argparse.Namespace) -> None:
-    loops = []
+    loops, missing = [], []
     for name in opts.only:
         module = RUNNERS[name][2]
         if module is not None and importlib.util.find_spec(module) is None:
-            print(f"{name}: `{module}` is not installed, skipped (pip install 'torch-lifecycle[bench]')")
+            print(f"{name}: `{module}` is not installed, skipped", file=sys.stderr, flush=True)
+            missing.append(module)
         else:
             loops.append(name)
     rounds: list[dict[str, dict[str, Any]]] = []
@@ -156,6 +160,8 @@ def compare(opts: argparse.Namespace) -> None:
         ), file=sys.stderr)  # fmt: skip
     dispatch = in_fresh_process("dispatch", opts) if "lifecycle-noop10" in loops else None
     text = report(opts, loops, rounds, dispatch)
+    if missing:
+        text += f"\n\nNot installed, not run: {', '.join(missing)} (pip install 'torch-lifecycle[bench]')."
     print(text)
     if opts.readme is not None:
         write_between_markers(opts.readme, text)
