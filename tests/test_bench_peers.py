@@ -21,14 +21,17 @@ from runners import RUNNERS
 from sync_check import SKIPPED, SyncGuard, sync_check
 from workloads import WORKLOADS, sgd
 
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NO_CUDA)])
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
 @pytest.mark.parametrize("name", list(RUNNERS))
-def test_each_loop_trains_the_steps_asked_for(name: str, workload: str) -> None:
+def test_each_loop_trains_the_steps_asked_for(name: str, workload: str, device: str) -> None:
     loop, _, module = RUNNERS[name]
     if module is not None:
         pytest.importorskip(module)
-    timing = loop(WORKLOADS[workload], 3, "cpu", 2)
+    timing = loop(WORKLOADS[workload], 3, device, 2)
     assert timing.steps == 3
     assert timing.seconds_per_step > 0
 
