@@ -58,7 +58,7 @@ def main() -> None:
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workload", choices=sorted(WORKLOADS), default="mlp")
-    parser.add_argument("--steps", type=int, help="optimizer steps per run (mlp: 3000, transformer: 300)")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run (mlp: 3000, transformer: 1000)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--only", help=f"comma-separated, from: {', '.join(RUNNERS)} (default: all)")
