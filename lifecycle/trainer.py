@@ -639,7 +639,7 @@ class Trainer:
         )
 
     def _loader(self, dataset: Any, batch_size: int, *, train: bool) -> Any:
-        """Training data is shared out among the ranks; every rank evaluates on all of its data."""
+        """Training data is shared out among the ranks, and so is evaluation data (lifecycle.shards)."""
         return loader_for(
             dataset, batch_size, self.data_collator, self.args, self.topology, self.device, train
         )

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from lifecycle import Trainer, TrainingArguments
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
 from lifecycle.cli.inspect import inspect_command
 from tests.support.processes import SCRIPTS, child_env
+from tests.support.sequences import Sequences, Tagger, pad_batch, token_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +78,29 @@ def test_gradients_are_all_reduced_once_per_accumulation_window(tmp_path: Path) 
     # three windows (2, 2 and 1 micro-batches), one all-reduce each, at the window's last micro-batch
     assert zero["reductions"] == one["reductions"] == [0, 1, 2]
     assert zero["params"] == one["params"]  # the one all-reduce per window keeps the replicas equal
+
+
+def without_timings(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if not k.endswith(("_runtime", "_per_second"))}
+
+
+def test_ranks_evaluate_and_predict_their_shares_as_one_process_would(tmp_path: Path) -> None:
+    zero, one = torchrun(tmp_path, "evaluate")
+    # the same weights, data and batches in this one process
+    args = TrainingArguments(str(tmp_path / "alone"), per_device_eval_batch_size=4, report_to="none")
+    data = Sequences(11)
+    alone = Trainer(Tagger(), args, data_collator=pad_batch, eval_dataset=data, compute_metrics=token_metrics)
+    metrics = alone.evaluate()
+    predicted = alone.predict(data)
+    logits, index = predicted.predictions
+
+    # 3 batches (4, 4, 3 rows): each rank ran 2, rank 1 its one real batch and one it kept nothing of
+    assert zero["batches"] == one["batches"] == 2
+    for rank in (zero, one):
+        assert rank["index"] == index.tolist() == list(range(11))  # every row once, in dataset order
+        assert rank["logits"] == logits.tolist()  # widths differed by rank: padded to the widest
+        assert rank["labels"] == predicted.label_ids.tolist()
+        assert without_timings(rank["evaluate"]) == without_timings(metrics)
+        assert without_timings(rank["predict"]) == without_timings(predicted.metrics)
+    assert metrics["eval_rows"] == 11 and "eval_loss" in metrics and "test_accuracy" in predicted.metrics
+    assert len({len(row) for row in logits.tolist()}) == 1 and (predicted.label_ids == -100).any()

@@ -1,5 +1,5 @@
 """One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py with the
-checkout on ``PYTHONPATH``: ``distributed_run.py OUT stop|accumulate`` or
+checkout on ``PYTHONPATH``: ``distributed_run.py OUT stop|accumulate|evaluate`` or
 ``distributed_run.py OUT dropout [CHECKPOINT]``."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from lifecycle import Trainer, TrainerCallback, TrainingArguments
 from tests.support.helpers import Examples
+from tests.support.sequences import Sequences, Tagger, pad_batch, token_metrics
 
 
 class Indexed(Examples):
@@ -109,6 +110,29 @@ def accumulate(out: Path) -> None:
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
 
+def evaluate(out: Path) -> None:
+    """``evaluate()`` and ``predict()`` of 11 sequences in batches of 4, shared out among the ranks."""
+    rank = int(os.environ["RANK"])
+    args = arguments(out, per_device_eval_batch_size=4)
+    data = Sequences(11)
+    trainer = Trainer(
+        Tagger(), args, data_collator=pad_batch, eval_dataset=data, compute_metrics=token_metrics
+    )
+    batches = len(trainer.get_eval_dataloader())
+    metrics = trainer.evaluate()
+    predicted = trainer.predict(data)
+    logits, index = predicted.predictions
+    result = {
+        "batches": batches,
+        "evaluate": metrics,
+        "predict": predicted.metrics,
+        "logits": logits.tolist(),
+        "index": index.tolist(),
+        "labels": predicted.label_ids.tolist(),
+    }
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
     model = Model()
@@ -133,6 +157,8 @@ if __name__ == "__main__":
         main(Path(sys.argv[1]))
     elif sys.argv[2] == "accumulate":
         accumulate(Path(sys.argv[1]))
+    elif sys.argv[2] == "evaluate":
+        evaluate(Path(sys.argv[1]))
     else:  # "dropout" [checkpoint to resume from]
         train_with_dropout(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else None)
     gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
