@@ -1,9 +1,11 @@
 """torch.distributed for the trainer: who this process is, its device, and agreeing across ranks.
 
 Under ``torchrun`` the trainer joins the process group the environment describes (gloo on the CPU,
-nccl on CUDA). Stop flags are all-reduced every time the lifecycle reaches ``boundary``, so a callback
-that asks to stop on one rank stops every rank at the same step — no rank is left waiting in a
-collective for a peer that already quit.
+nccl on CUDA), through a store keyed by the restart attempt (:func:`restart_attempt`): after
+``torchrun --max-restarts`` the restarted group never reads the addresses of the attempt before it,
+which outlive it in the launcher's store. Stop flags are all-reduced every time the lifecycle reaches
+``boundary``, so a callback that asks to stop on one rank stops every rank at the same step — no rank
+is left waiting in a collective for a peer that already quit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "join_process_group",
     "mean_over_ranks",
     "pick_device",
+    "restart_attempt",
     "wrap_for_training",
 ]
 
@@ -50,11 +53,23 @@ class Topology:
         return self.rank == 0
 
 
+def restart_attempt() -> int:
+    """How many times ``torchrun`` has restarted this group of workers (0: the first attempt, or no
+    ``torchrun``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
 def join_process_group(use_cuda: bool) -> Topology:
     """The topology ``torchrun`` set up, joining its process group once (single process: no group)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        if "TORCHELASTIC_RESTART_COUNT" in os.environ:  # under torchrun: a store of this attempt's own
+            store, rank, size = next(dist.rendezvous("env://"))
+            attempt = dist.PrefixStore(f"lifecycle/attempt-{restart_attempt()}", store)
+            dist.init_process_group(backend=backend, store=attempt, rank=rank, world_size=size)
+        else:
+            dist.init_process_group(backend=backend)
     if dist.is_available() and dist.is_initialized():
         return Topology(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return Topology()

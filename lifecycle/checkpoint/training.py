@@ -44,11 +44,22 @@ def claim_output_dir(
     resume_from: str | Path | bool | None,
 ) -> Path | None:
     """The checkpoint to resume from, once rank 0 has made ``output_dir``, locked it (released when
-    ``held`` closes) and found no other run's checkpoints in it."""
+    ``held`` closes) and found no other run's checkpoints in it.
+
+    Workers that ``torchrun --max-restarts`` restarted resume by themselves from the newest valid
+    checkpoint when ``resume_from`` is ``None`` (not said) and there is one."""
     out, main = args.output_dir, topology.is_main
     if main:
         ownership.check_writable(out)
         held.enter_context(OutputDirLock(out))
+    if resume_from is None and distributed.restart_attempt() and folder.list_checkpoints(out):
+        logger.warning(
+            "torchrun restarted the workers (attempt %d): resuming from the newest valid checkpoint in %s "
+            "(pass resume_from_checkpoint=False to start over instead)",
+            distributed.restart_attempt(),
+            out,
+        )
+        resume_from = True
     checkpoint = find_checkpoint(out, resume_from)
     if main:
         own = {ownership.run_id_of(checkpoint)} if checkpoint is not None else set()  # a new run owns none
