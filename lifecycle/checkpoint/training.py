@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained
+from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained, world
 from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
@@ -172,6 +172,9 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
         tensors = callback_state.load_callback_tensors(path)
         callback_state.restore_callback_states(trainer.callbacks, state.stateful_callbacks, tensors)
     resumed.check_sampler(getattr(run.loader, "sampler", None), path)
+    world.resume_on_world_size(
+        state, path, trainer.topology.world_size, sampler=run.resume_method == "sampler"
+    )
     trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
     if _trains_longer(trainer, state, run):
         trainer.control.should_training_stop = False

@@ -1,6 +1,6 @@
 """One rank of a data-parallel run, started by ``torchrun`` from tests/test_distributed.py with the
-checkout on ``PYTHONPATH``: ``distributed_run.py OUT stop|accumulate|evaluate`` or
-``distributed_run.py OUT dropout [CHECKPOINT]``."""
+checkout on ``PYTHONPATH``: ``distributed_run.py OUT accumulate|evaluate`` or
+``distributed_run.py OUT stop|dropout [CHECKPOINT]``."""
 
 from __future__ import annotations
 
@@ -14,28 +14,8 @@ from typing import Any
 import torch
 
 from lifecycle import Trainer, TrainerCallback, TrainingArguments
-from tests.support.helpers import Examples
+from tests.support.seen import Indexed, Noting
 from tests.support.sequences import Sequences, Tagger, pad_batch, token_metrics
-
-
-class Indexed(Examples):
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {**super().__getitem__(i), "index": torch.tensor(i)}
-
-
-class Model(torch.nn.Module):
-    """A classifier that notes which examples it was trained on."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.linear = torch.nn.Linear(4, 2)
-        self.seen: list[int] = []
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.training:
-            self.seen.extend(index.tolist())
-        return {"loss": torch.nn.functional.cross_entropy(self.linear(x), labels)}
 
 
 def arguments(out: Path, **changes: Any) -> TrainingArguments:
@@ -103,7 +83,7 @@ def accumulate(out: Path) -> None:
 
     # one epoch: 5 micro-batches of 4 per rank, in windows of 2, 2 and 1
     args = arguments(out, max_steps=3, gradient_accumulation_steps=2, save_strategy="no")
-    model = Model()
+    model = Noting()
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[CountReductions()])
     trainer.train()
     result = {"reductions": reductions, "params": [p.detach().tolist() for p in model.parameters()]}
@@ -133,13 +113,13 @@ def evaluate(out: Path) -> None:
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
 
-def main(out: Path) -> None:
+def main(out: Path, resume_from: str | None) -> None:
     rank = int(os.environ["RANK"])
-    model = Model()
+    model = Noting()
     initial = [p.detach().clone().tolist() for p in model.parameters()]
     args = arguments(out, max_steps=10, logging_steps=1, save_strategy="steps", save_steps=2)
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[StopOnRankOne()])
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from)
     result = {
         "global_step": trainer.state.global_step,
         "world_process_zero": trainer.state.is_world_process_zero,
@@ -154,7 +134,7 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     if sys.argv[2] == "stop":
-        main(Path(sys.argv[1]))
+        main(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else None)
     elif sys.argv[2] == "accumulate":
         accumulate(Path(sys.argv[1]))
     elif sys.argv[2] == "evaluate":
