@@ -4,7 +4,6 @@ rendezvous alike) and resumes from the newest valid checkpoint by itself."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import SCRIPTS, child_env
+from tests.support.processes import SCRIPTS, child_env, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def launch(out: Path, *launcher: str, die: bool = False) -> tuple[list[dict[str, Any]], str]:
