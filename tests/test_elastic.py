@@ -4,6 +4,7 @@ rendezvous alike) and resumes from the newest valid checkpoint by itself."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from lifecycle import Trainer, TrainingArguments
+from tests.support.helpers import Classifier, Examples
 from tests.support.processes import SCRIPTS, child_env, free_port
-
-pytestmark = pytest.mark.slow
 
 
 def launch(out: Path, *launcher: str, die: bool = False) -> tuple[list[dict[str, Any]], str]:
@@ -31,12 +32,33 @@ def launch(out: Path, *launcher: str, die: bool = False) -> tuple[list[dict[str,
     return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)], done.stderr
 
 
+def trainer(out: Path, **changes: Any) -> Trainer:
+    settings = {"max_steps": 4, "save_steps": 2, "report_to": "none", "disable_tqdm": True, **changes}
+    return Trainer(Classifier(), TrainingArguments(str(out), **settings), train_dataset=Examples(40))
+
+
+def test_a_restarted_worker_resumes_from_the_newest_checkpoint_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    trainer(tmp_path).train()
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    restarted = trainer(tmp_path, max_steps=6)
+    with caplog.at_level(logging.WARNING):
+        restarted.train()
+    assert restarted.run is not None and restarted.run.resume_from == tmp_path / "checkpoint-4"
+    assert "torchrun restarted the workers (attempt 1)" in caplog.text
+    again = trainer(tmp_path, overwrite_output_dir=True)
+    again.train(resume_from_checkpoint=False)
+    assert again.run is not None and again.run.resume_from is None
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     ranks, _ = launch(tmp_path_factory.mktemp("uninterrupted"), "--standalone")
     return ranks[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rendezvous", ["static", "c10d"])
 def test_a_killed_worker_is_restarted_and_the_run_resumes_by_itself(
     tmp_path: Path, rendezvous: str, uninterrupted: dict[str, Any]
