@@ -39,7 +39,8 @@ def torchrun(out: Path, *arguments: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """Two ranks that stop at step 3 and save at step 2: the run folder, and what each rank wrote."""
+    """Two ranks that evaluate at step 1, stop at step 3 and save at step 2: the run folder, and what
+    each rank wrote."""
     out = tmp_path_factory.mktemp("stopped")
     zero, one = torchrun(out, "stop")
     return out / "run", zero, one
@@ -52,6 +53,8 @@ def test_two_ranks_share_the_data_agree_to_stop_and_save_once(
 
     # rank 1 alone asked to stop at step 3; the flag was all-reduced, so rank 0 stopped there too
     assert zero["global_step"] == one["global_step"] == 3
+    # and for an evaluation at step 1 (a collective now): rank 0 evaluated with it, to the same loss
+    assert zero["evaluated"] == one["evaluated"] and [step for step, _ in zero["evaluated"]] == [1]
     assert (zero["world_process_zero"], one["world_process_zero"]) == (True, False)
 
     # DistributedDataParallel kept the replicas identical, and they did learn

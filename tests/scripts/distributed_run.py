@@ -25,10 +25,12 @@ def arguments(out: Path, **changes: Any) -> TrainingArguments:
     return TrainingArguments(output_dir=str(out / "run"), disable_tqdm=True, use_cpu=True, **settings)
 
 
-class StopOnRankOne(TrainerCallback):
-    """Only rank 1 asks to stop, at step 3: every rank must stop there."""
+class AskOnRankOne(TrainerCallback):
+    """Only rank 1 asks for an evaluation, at step 1, and to stop, at step 3: every rank must do so."""
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if os.environ["RANK"] == "1" and state.global_step == 1:
+            control.should_evaluate = True
         if os.environ["RANK"] == "1" and state.global_step == 3:
             control.should_training_stop = True
 
@@ -118,7 +120,9 @@ def main(out: Path, resume_from: str | None) -> None:
     model = Noting()
     initial = [p.detach().clone().tolist() for p in model.parameters()]
     args = arguments(out, max_steps=10, logging_steps=1, save_strategy="steps", save_steps=2)
-    trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[StopOnRankOne()])
+    trainer = Trainer(
+        model, args, train_dataset=Indexed(40), eval_dataset=Indexed(11), callbacks=[AskOnRankOne()]
+    )
     trainer.train(resume_from_checkpoint=resume_from)
     result = {
         "global_step": trainer.state.global_step,
@@ -127,6 +131,7 @@ def main(out: Path, resume_from: str | None) -> None:
         "params": [p.detach().tolist() for p in model.parameters()],
         "seen": model.seen,
         "losses": [entry["loss"] for entry in trainer.state.log_history if "loss" in entry],
+        "evaluated": [(e["step"], e["eval_loss"]) for e in trainer.state.log_history if "eval_loss" in e],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
