@@ -52,7 +52,10 @@ def gather_shards(
 ) -> tuple[tuple[Any, ...], int]:
     """Each of ``values`` (a rank's gathered numpy arrays, or ``None``) joined over the ranks in rank
     order, on every rank, and the ranks' ``samples`` summed; arrays that differ in their second
-    dimension (sequence lengths) are padded to the widest with ``padding_index``."""
+    dimension (sequence lengths) are padded to the widest with ``padding_index``. In one process:
+    ``values`` and ``samples`` as they are."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values, samples
     ranks: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(ranks, (values, samples))
     joined = []
