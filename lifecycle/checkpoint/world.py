@@ -46,9 +46,17 @@ def resume_on_world_size(state: TrainerState, path: Path, world_size: int, *, sa
         )
     elif p.epoch_open:
         where = f"inside epoch {p.epoch_index}, where this training loader's own state puts each rank"
+    unused = written - world_size
+    dropped = (
+        ""
+        if unused <= 0
+        else f"; rank {world_size}'s are not used"
+        if unused == 1
+        else f"; those of ranks {world_size} to {written - 1} are not used"
+    )
     logger.warning(
-        "%s: world size %d → %d. global_step goes on from %d; each epoch's order is shared out among %d "
-        "rank(s) anew, so the batches differ from those of the run that wrote it; it resumes %s. Random "
+        "%s: world size %d → %d. global_step goes on from %d; each epoch's order is shared out anew among "
+        "%d rank%s, so the batches differ from those of the run that saved it; it resumes %s. Random "
         "generators and the loss since the last log: each rank restores its own, a rank the checkpoint "
         "lacks starts from rank 0's%s.",
         path,
@@ -56,6 +64,7 @@ def resume_on_world_size(state: TrainerState, path: Path, world_size: int, *, sa
         world_size,
         state.global_step,
         world_size,
+        "" if world_size == 1 else "s",
         where,
-        f", and those of ranks {world_size} to {written - 1} are not used" if written > world_size else "",
+        dropped,
     )
