@@ -36,6 +36,7 @@ from lifecycle.trace import Tracer
 if TYPE_CHECKING:
     from lifecycle.data import EpochSampler
     from lifecycle.nonfinite import NonFiniteError
+    from lifecycle.shards import EvalShards
     from lifecycle.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "EarlyStoppingCallback",
     "EpochSampler",
     "EvalPrediction",
+    "EvalShards",
     "Event",
     "GeneralTracker",
     "GraphvizNotFound",
@@ -88,6 +90,7 @@ _NEEDS_TORCH = {
     "Trainer": "lifecycle.trainer",
     "EpochSampler": "lifecycle.data",
     "NonFiniteError": "lifecycle.nonfinite",
+    "EvalShards": "lifecycle.shards",
 }
 
 

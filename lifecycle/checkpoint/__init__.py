@@ -8,6 +8,7 @@
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
 ``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
 ``lock``               the lock a live trainer holds on its ``output_dir``
+``world``              a checkpoint resumed on another number of ranks than wrote it
 =====================  ===================================================================
 
 The folder's functions are re-exported here; none of this package's imports loads torch.
