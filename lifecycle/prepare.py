@@ -14,7 +14,13 @@ import torch
 from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 
-__all__ = ["compile_for_training", "enable_checkpointing", "prepare_model"]
+__all__ = [
+    "check_fsdp_optimizer",
+    "compile_for_training",
+    "enable_checkpointing",
+    "grad_scaler",
+    "prepare_model",
+]
 
 _OWN_KEYWORDS = ("every_n_layers", "offload")
 
@@ -54,7 +60,32 @@ def compile_for_training(model: torch.nn.Module, args: TrainingArguments) -> tor
 def prepare_model(
     model: torch.nn.Module, args: TrainingArguments, topology: distributed.Topology, device: torch.device
 ) -> torch.nn.Module:
-    """The model as trained (``trainer.model_wrapped``): checkpointing turned on, wrapped in
-    DistributedDataParallel across several processes, compiled when asked."""
+    """The model as trained (``trainer.model_wrapped``): checkpointing turned on, sharded in place with
+    FSDP2 when ``args.fsdp`` (:mod:`lifecycle.sharding`), else wrapped in DistributedDataParallel across
+    several processes; compiled when asked."""
     enable_checkpointing(model, args)
+    if args.fsdp:
+        from lifecycle.sharding import shard_model
+
+        return compile_for_training(shard_model(model, args, device), args)
     return compile_for_training(distributed.wrap_for_training(model, topology, device), args)
+
+
+def check_fsdp_optimizer(optimizer: torch.optim.Optimizer | None) -> None:
+    """Under FSDP the trainer builds the optimizer, over the sharded parameters: one given to the
+    Trainer holds the parameters sharding replaces."""
+    if optimizer is not None:
+        raise ArgumentError(
+            "Trainer(optimizers=(optimizer, ...)) with TrainingArguments.fsdp: FSDP2 replaces the model's "
+            "parameters with their shards, so an optimizer built before holds the wrong ones; choose it "
+            "with TrainingArguments.optim (and optim_args) instead"
+        )
+
+
+def grad_scaler(device: torch.device, sharded: bool) -> torch.amp.GradScaler:
+    """fp16 loss scaling; under FSDP, one that agrees across ranks on an overflow in any shard."""
+    if sharded:
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        return ShardedGradScaler(device.type)
+    return torch.amp.GradScaler(device.type)
