@@ -6,6 +6,7 @@
 ``tree``               a state dict as safetensors + JSON, read back without an unpickler
 ``legacy``             checkpoints of earlier releases, whose state dicts are pickles
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
+``sharded``            an FSDP2 model and optimizer in one: gathered, or as shards through DCP (torch)
 ``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
 ``lock``               the lock a live trainer holds on its ``output_dir``
 =====================  ===================================================================
@@ -16,6 +17,7 @@ The folder's functions are re-exported here; none of this package's imports load
 from lifecycle.checkpoint.folder import (
     MANIFEST,
     PREFIX,
+    SHARDS_DIR,
     STATE_FILE,
     WEIGHTS_FILE,
     CheckpointError,
@@ -30,6 +32,7 @@ from lifecycle.checkpoint.folder import (
 __all__ = [
     "MANIFEST",
     "PREFIX",
+    "SHARDS_DIR",
     "STATE_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
