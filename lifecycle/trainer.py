@@ -24,6 +24,7 @@ optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``
 checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
 nan and inf losses, gradients  :mod:`lifecycle.nonfinite` (``TrainingArguments.nonfinite``)
+sharding the model (FSDP2)     :mod:`lifecycle.sharding` (``TrainingArguments.fsdp``, ``fsdp_config``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
