@@ -175,7 +175,7 @@ class TrainingArguments:
     torch_compile_backend: str | None = None
     torch_compile_mode: str | None = attrs.field(default=None, validator=_choice((*COMPILE_MODES, None)))
 
-    # -- several processes: FSDP2 instead of DDP (lifecycle.fsdp_options, lifecycle.sharding) ------
+    # -- several processes: FSDP2 instead of DDP (lifecycle.fsdp_options, lifecycle.fsdp) ----------
     fsdp: Any = None
     """True (or transformers' strategy words: ``"full_shard"``, ``"shard_grad_op"``, ``"offload"``,
     ``"auto_wrap"``) shards the model with FSDP2; becomes a bool once checked, as in transformers."""

@@ -5,7 +5,7 @@ words: ``"full_shard"``, ``"shard_grad_op"``, ``"offload"``, ``"auto_wrap"``, sp
 list) and ``fsdp_config`` tunes it (a dict, its JSON text, or the path of a JSON file; an ``fsdp_``
 prefix on a key is dropped). Only FSDP2 (``torch.distributed.fsdp.fully_shard``) is offered: FSDP1's
 strategies and keys are refused with a message naming them. :class:`FsdpOptions` is the checked result;
-:mod:`lifecycle.sharding` applies it. No torch here.
+:mod:`lifecycle.fsdp` applies it. No torch here.
 """
 
 from __future__ import annotations

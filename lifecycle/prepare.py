@@ -61,11 +61,11 @@ def prepare_model(
     model: torch.nn.Module, args: TrainingArguments, topology: distributed.Topology, device: torch.device
 ) -> torch.nn.Module:
     """The model as trained (``trainer.model_wrapped``): checkpointing turned on, sharded in place with
-    FSDP2 when ``args.fsdp`` (:mod:`lifecycle.sharding`), else wrapped in DistributedDataParallel across
+    FSDP2 when ``args.fsdp`` (:mod:`lifecycle.fsdp`), else wrapped in DistributedDataParallel across
     several processes; compiled when asked."""
     enable_checkpointing(model, args)
     if args.fsdp:
-        from lifecycle.sharding import shard_model
+        from lifecycle.fsdp import shard_model
 
         return compile_for_training(shard_model(model, args, device), args)
     return compile_for_training(distributed.wrap_for_training(model, topology, device), args)

@@ -24,7 +24,7 @@ optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``
 checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
 nan and inf losses, gradients  :mod:`lifecycle.nonfinite` (``TrainingArguments.nonfinite``)
-sharding the model (FSDP2)     :mod:`lifecycle.sharding` (``TrainingArguments.fsdp``, ``fsdp_config``)
+sharding the model (FSDP2)     :mod:`lifecycle.fsdp` (``TrainingArguments.fsdp``, ``fsdp_config``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -79,14 +79,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from lifecycle import distributed, sharding
+from lifecycle import distributed, fsdp
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry
+from lifecycle.checkpoint.fsdp import full_weights
 from lifecycle.checkpoint.ownership import check_writable, new_run_id
 from lifecycle.checkpoint.pretrained import save_model_folder
-from lifecycle.checkpoint.sharded import full_weights
 from lifecycle.checkpoint.training import (
     claim_output_dir,
     load_best_model,
@@ -146,7 +146,7 @@ class Trainer:
         use_cuda = not self.args.use_cpu and torch.cuda.is_available()
         if self.args.fsdp:
             check_fsdp_optimizer(optimizers[0])
-            sharding.join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
+            fsdp.join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
         self.topology = distributed.join_process_group(use_cuda)
         self.device = distributed.pick_device(self.topology, use_cuda, self.args.fp16)
         self.model = model.to(self.device)
@@ -301,7 +301,7 @@ class Trainer:
             )
         wrapped = self.model_wrapped
         ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
-        fsdp = sharding.is_sharded(ddp)
+        sharded = fsdp.is_sharded(ddp)
         watch = NonFiniteWatch(self.device, args.nonfinite, self.topology.distributed)
         run = self.run = TrainingRun(
             loader=loader,
@@ -312,12 +312,12 @@ class Trainer:
             watch=watch,
             no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
-            scaler=grad_scaler(self.device, fsdp) if args.fp16 else None,
+            scaler=grad_scaler(self.device, sharded) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
-        if fsdp:
-            run.clip = sharding.clip_grad_norm
-            run.no_sync = sharding.no_gradient_sync(ddp) if self.topology.distributed else None
+        if sharded:
+            run.clip = fsdp.clip_grad_norm
+            run.no_sync = fsdp.no_gradient_sync(ddp) if self.topology.distributed else None
             run.saving_group = writing_group(args.fsdp_options)
         run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
@@ -561,7 +561,7 @@ class Trainer:
     def save_model(self, output_dir: str | Path | None = None) -> None:
         """Save the model for ``from_pretrained`` (its ``save_pretrained``; any other model as
         ``model.safetensors``) with the processing class, into ``output_dir`` (default: the run's)."""
-        weights = full_weights(self.model) if sharding.is_sharded(self.model) else None  # every rank
+        weights = full_weights(self.model) if fsdp.is_sharded(self.model) else None  # every rank
         if self.topology.is_main:
             folder = Path(output_dir if output_dir is not None else self.args.output_dir)
             save_model_folder(folder, self.model, self.processing_class, self.args, weights)

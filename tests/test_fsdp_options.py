@@ -12,8 +12,8 @@ import torch
 
 from lifecycle import TrainingArguments
 from lifecycle.args import ArgumentError
+from lifecycle.fsdp import layers_to_wrap
 from lifecycle.fsdp_options import FsdpOptions
-from lifecycle.sharding import layers_to_wrap
 
 transformers = pytest.importorskip("transformers")
 

@@ -6,7 +6,7 @@
 ``tree``               a state dict as safetensors + JSON, read back without an unpickler
 ``legacy``             checkpoints of earlier releases, whose state dicts are pickles
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
-``sharded``            an FSDP2 model and optimizer in one: gathered, or as shards through DCP (torch)
+``fsdp``               an FSDP2 model and optimizer in one: gathered, or as shards through DCP (torch)
 ``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
 ``lock``               the lock a live trainer holds on its ``output_dir``
 =====================  ===================================================================

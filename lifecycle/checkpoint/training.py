@@ -3,7 +3,7 @@
 
 Each rank captures its own resume state (random generators, carried loss, flags, data position) and
 rank 0 writes the checkpoint for all of them; on resume each rank reads its own. An FSDP2 model and its
-optimizer go through :mod:`lifecycle.checkpoint.sharded`: gathered for rank 0 to write, or written as
+optimizer go through :mod:`lifecycle.checkpoint.fsdp`: gathered for rank 0 to write, or written as
 each rank's shards (then sealed when the last shard is whole, at once or, with ``async_save``, later).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained, sharded, tree
+from lifecycle.checkpoint import callback_state, contents, folder, fsdp, ownership, pretrained, tree
 from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
@@ -145,10 +145,10 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
         return
     write_model = _replicated(trainer)
     if options is not None:  # FULL_STATE_DICT: every rank helps gather, rank 0 writes
-        weights, optimizer_state = sharded.gather_full(trainer.model, trainer.optimizer)
+        weights, optimizer_state = fsdp.gather_full(trainer.model, trainer.optimizer)
 
         def write_model(into: Path) -> None:
-            sharded.save_full(into, weights, optimizer_state)
+            fsdp.save_full(into, weights, optimizer_state)
 
     if trainer.topology.is_main:  # the ranks hold the same weights; one writes them
         written = folder.write_checkpoint(
@@ -166,7 +166,7 @@ def _save_shards(trainer: Trainer, run: TrainingRun, ranks: list[RankState]) -> 
     step, main = trainer.state.global_step, trainer.topology.is_main
     final = Path(trainer.args.output_dir) / f"{folder.PREFIX}{step}"
     background = run.saving_group if trainer.signals.received is None else None  # stopping: write now
-    writing, groups = sharded.start_shards(
+    writing, groups = fsdp.start_shards(
         folder.stage_checkpoint(final) if main else None, trainer.model, trainer.optimizer, background
     )
     if main:
@@ -196,7 +196,7 @@ def seal_pending(run: TrainingRun) -> None:
 
 def writing_group(options: FsdpOptions | None) -> Any:
     """The process group background checkpoint writing uses (``async_save``), else ``None``."""
-    return sharded.writing_group(options is not None and options.async_save)
+    return fsdp.writing_group(options is not None and options.async_save)
 
 
 def _rotate(trainer: Trainer, run: TrainingRun, written: Path) -> None:
@@ -271,11 +271,11 @@ def _load_model(trainer: Trainer, path: Path, *, with_optimizer: bool) -> None:
     full tensors, else copied whole."""
     optimizer = trainer.optimizer if with_optimizer else None
     if trainer.args.fsdp:
-        sharded.warn_world_size(path)
-        load = sharded.load_shards if sharded.has_shards(path) else sharded.load_full
+        fsdp.warn_world_size(path)
+        load = fsdp.load_shards if fsdp.has_shards(path) else fsdp.load_full
         load(path, trainer.model, optimizer)
         return
-    if sharded.has_shards(path):
+    if fsdp.has_shards(path):
         raise folder.CheckpointError(
             f"{path}: holds an FSDP model's shards ({folder.SHARDS_DIR}/); resume it with "
             "TrainingArguments(fsdp=True, fsdp_config=...)"
