@@ -37,6 +37,7 @@ from lifecycle.trace import Tracer
 if TYPE_CHECKING:
     from lifecycle.data import EpochSampler
     from lifecycle.nonfinite import NonFiniteError
+    from lifecycle.shards import EvalShards
     from lifecycle.trainer import Trainer
 
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __all__ = [
     "EarlyStoppingCallback",
     "EpochSampler",
     "EvalPrediction",
+    "EvalShards",
     "Event",
     "FsdpOptions",
     "GeneralTracker",
@@ -90,6 +92,7 @@ _NEEDS_TORCH = {
     "Trainer": "lifecycle.trainer",
     "EpochSampler": "lifecycle.data",
     "NonFiniteError": "lifecycle.nonfinite",
+    "EvalShards": "lifecycle.shards",
 }
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from lifecycle.rng import RngState, capture_rng, restore_rng
+from lifecycle.shards import EvalShards
 
 if TYPE_CHECKING:
     from lifecycle.args import TrainingArguments
@@ -152,7 +153,8 @@ def build_loader(
     pin_memory: bool = False,
 ) -> DataLoader[Any]:
     """The trainer's own loader: over an :class:`EpochSampler`, shuffled and shared out among the ranks
-    for training, in order and whole on every rank for evaluation.
+    for training, in order for evaluation (in one process; several share it out in blocks of batches:
+    :class:`~lifecycle.shards.EvalShards`).
 
     Iterable data is read as it comes (with several ranks, it shares itself out, as PyTorch's
     ``IterableDataset`` docs describe). ``pin_memory`` pins batches for a fast copy to the GPU."""
@@ -160,6 +162,14 @@ def build_loader(
         return DataLoader(
             dataset,
             batch_size=batch_size,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
+    if not train and world_size > 1:  # each rank evaluates its share (lifecycle.shards)
+        return DataLoader(
+            dataset,
+            batch_sampler=EvalShards(len(dataset), batch_size, rank=rank, world_size=world_size),
             collate_fn=collate_fn,
             num_workers=num_workers,
             pin_memory=pin_memory,

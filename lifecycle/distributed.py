@@ -1,9 +1,12 @@
 """torch.distributed for the trainer: who this process is, its device, and agreeing across ranks.
 
 Under ``torchrun`` the trainer joins the process group the environment describes (gloo on the CPU,
-nccl on CUDA). Stop flags are all-reduced every time the lifecycle reaches ``boundary``, so a callback
-that asks to stop on one rank stops every rank at the same step — no rank is left waiting in a
-collective for a peer that already quit.
+nccl on CUDA), through a store keyed by the restart attempt (:func:`restart_attempt`): after
+``torchrun --max-restarts`` the restarted group never reads the addresses of the attempt before it,
+which outlive it in the launcher's store. The stop, log, evaluate and save flags are all-reduced every
+time the lifecycle reaches ``boundary``, so a callback that asks for one of them on one rank gets it on
+every rank at the same step — no rank is left waiting in a collective for a peer that already quit or
+went elsewhere.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "join_process_group",
     "mean_over_ranks",
     "pick_device",
+    "restart_attempt",
     "wrap_for_training",
 ]
 
@@ -50,11 +54,23 @@ class Topology:
         return self.rank == 0
 
 
+def restart_attempt() -> int:
+    """How many times ``torchrun`` has restarted this group of workers (0: the first attempt, or no
+    ``torchrun``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
 def join_process_group(use_cuda: bool) -> Topology:
     """The topology ``torchrun`` set up, joining its process group once (single process: no group)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        if "TORCHELASTIC_RESTART_COUNT" in os.environ:  # under torchrun: a store of this attempt's own
+            store, rank, size = next(dist.rendezvous("env://"))
+            attempt = dist.PrefixStore(f"lifecycle/attempt-{restart_attempt()}", store)
+            dist.init_process_group(backend=backend, store=attempt, rank=rank, world_size=size)
+        else:
+            dist.init_process_group(backend=backend)
     if dist.is_available() and dist.is_initialized():
         return Topology(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return Topology()
@@ -79,16 +95,21 @@ def wrap_for_training(model: torch.nn.Module, topology: Topology, device: torch.
     return DistributedDataParallel(model, device_ids=ids)
 
 
+_AGREED = ("should_training_stop", "should_epoch_stop", "should_log", "should_evaluate", "should_save")
+"""The flags every rank must see alike: each leads to a state whose work is collective."""
+
+
 def agree_on_stop(control: TrainerControl, device: torch.device, signals: SignalWatch | None = None) -> None:
-    """Every rank stops (the epoch or the training) if any rank asked to, and every rank learns of a
-    stopping signal one of them received."""
+    """Every rank stops (the epoch or the training), logs, evaluates or saves if any rank asked to (a
+    callback that asks on one rank alone leaves none waiting in a collective), and every rank learns
+    of a stopping signal one of them received. One all-reduce."""
     received = signals.received if signals is not None and signals.received is not None else 0
-    flags = torch.tensor(
-        [control.should_training_stop, control.should_epoch_stop, received], dtype=torch.int32, device=device
-    )
+    values = [*(getattr(control, flag) for flag in _AGREED), received]
+    flags = torch.tensor(values, dtype=torch.int32, device=device)
     dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-    training_stop, epoch_stop, signum = flags.tolist()
-    control.should_training_stop, control.should_epoch_stop = bool(training_stop), bool(epoch_stop)
+    *agreed, signum = flags.tolist()
+    for flag, value in zip(_AGREED, agreed, strict=True):
+        setattr(control, flag, bool(value))
     if signals is not None and signum:
         signals.note(signum)
 

@@ -25,6 +25,7 @@ from lifecycle.args import TrainingArguments
 from lifecycle.forward import Batch, autocast, describe, require_mapping, to_device
 from lifecycle.gather import Gathered, detach, find_batch_size
 from lifecycle.outputs import EvalPrediction, PredictionOutput
+from lifecycle.shards import EvalShards, gather_shards
 
 if TYPE_CHECKING:
     from lifecycle.trainer import Trainer
@@ -179,7 +180,10 @@ def prediction_loop(
 
     Gathered values move to the CPU every ``args.eval_accumulation_steps`` batches (else at the end).
     ``preprocess_logits(predictions, labels)`` reduces each batch's predictions before they are kept.
-    ``eval_loss`` is the mean of the batches' losses, each counted once per example of its batch."""
+    ``eval_loss`` is the mean of the batches' losses, each counted once per example of its batch.
+
+    Over a loader of :class:`~lifecycle.shards.EvalShards` (several ranks) each rank runs its share
+    and every rank gets the whole set's predictions, labels and metrics, as one process would."""
     was_training = model.training
     model.eval()
     start = time.time()
@@ -188,15 +192,20 @@ def prediction_loop(
     extras = args.include_for_metrics
     main_input = getattr(model, "main_input_name", "input_ids")
     every = args.eval_accumulation_steps
+    shards = getattr(loader, "batch_sampler", None)
+    own = shards.real_batches if isinstance(shards, EvalShards) else None
     samples = batches = 0
     try:
         for step, batch in enumerate(loader):
             require_mapping(batch)
             size = find_batch_size(batch)
-            samples, batches = samples + (size or 0), batches + 1
             batch = to_device(batch, device)
             with autocast(args, device):
                 loss, logits, label = prediction_step(model, batch, setup)
+            if own is not None and step >= own:  # run for the other ranks' sake; nothing kept
+                on_batch()
+                continue
+            samples, batches = samples + (size or 0), batches + 1
             if loss is not None:
                 losses.add(loss.repeat(size or args.per_device_eval_batch_size))
             if "inputs" in extras:
@@ -213,7 +222,10 @@ def prediction_loop(
                     value.to_cpu()
     finally:
         model.train(was_training)
-    all_losses, all_predictions, all_labels, all_inputs = (value.arrays() for value in gathered)
+    results = tuple(value.arrays() for value in gathered)
+    if own is not None:  # each rank evaluated its share: the whole set, on every rank
+        results, samples = gather_shards(results, samples)
+    all_losses, all_predictions, all_labels, all_inputs = results
     metrics: dict[str, Any] = {}
     if compute_metrics is not None and all_predictions is not None and all_labels is not None:
         kept = {

@@ -444,8 +444,9 @@ class Trainer:
         p.window_end = 0
 
     def agree_on_stop(self) -> None:
-        """State ``boundary``: all ranks stop if one asks to; after a stopping signal (SIGTERM, Ctrl-C:
-        :mod:`lifecycle.preemption`), a checkpoint is asked for, and at the boundary after it the run ends."""
+        """State ``boundary``: all ranks stop, log, evaluate or save if one asks to; after a stopping
+        signal (SIGTERM, Ctrl-C: :mod:`lifecycle.preemption`), a checkpoint is asked for, and at the
+        boundary after it the run ends."""
         if self.topology.distributed:
             distributed.agree_on_stop(self.control, self.device, self.signals)
         if self.signals.received is not None:
@@ -659,7 +660,7 @@ class Trainer:
         )
 
     def _loader(self, dataset: Any, batch_size: int, *, train: bool) -> Any:
-        """Training data is shared out among the ranks; every rank evaluates on all of its data."""
+        """Training data is shared out among the ranks, and so is evaluation data (lifecycle.shards)."""
         return loader_for(
             dataset, batch_size, self.data_collator, self.args, self.topology, self.device, train
         )

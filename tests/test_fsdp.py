@@ -51,8 +51,8 @@ def sharded_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[di
     return out, torchrun(out, {"fsdp_config": SHARDED, "save_model": True})
 
 
-def losses(result: dict[str, Any]) -> list[float]:
-    return [entry["loss"] for entry in result["log_history"] if "loss" in entry]
+def losses(result: dict[str, Any], key: str = "loss") -> list[float]:
+    return [entry[key] for entry in result["log_history"] if key in entry]
 
 
 def test_fsdp_trains_as_ddp_does(sharded_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
@@ -63,6 +63,9 @@ def test_fsdp_trains_as_ddp_does(sharded_run: tuple[Path, list[dict[str, Any]]],
     assert zero["params"] == one["params"]  # the shards gathered: one model
     # the same model, data and random draws: only the order of float sums differs
     assert losses(zero) == pytest.approx(losses(ddp), rel=1e-5)
+    # evaluation shared out among the ranks (one runs an extra batch for the other's collectives)
+    assert len(losses(zero, "eval_loss")) == 2
+    assert losses(zero, "eval_loss") == pytest.approx(losses(ddp, "eval_loss"), rel=1e-5)
     for name, weights in ddp["params"].items():
         assert torch.allclose(torch.tensor(zero["params"][name]), torch.tensor(weights), atol=1e-6), name
     assert zero["params"] != zero["began"]  # and it learned

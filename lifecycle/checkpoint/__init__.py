@@ -9,6 +9,7 @@
 ``fsdp``               an FSDP2 model and optimizer in one: gathered, or as shards through DCP (torch)
 ``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
 ``lock``               the lock a live trainer holds on its ``output_dir``
+``world``              a checkpoint resumed on another number of ranks than wrote it
 =====================  ===================================================================
 
 The folder's functions are re-exported here; none of this package's imports loads torch.

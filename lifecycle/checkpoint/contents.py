@@ -136,13 +136,19 @@ class ResumeState:
         """Warn when the training order would be drawn differently from the checkpoint's run."""
         identity = getattr(sampler, "identity", None)
         now = identity() if callable(identity) else {}
-        if self.sampler and now and self.sampler != now:
+        if self.sampler and now and _order(self.sampler) != _order(now):
             logger.warning(
                 "%s: the training order was drawn with %s, now with %s; the resumed run sees other batches",
                 where,
                 self.sampler,
                 now,
             )
+
+
+def _order(identity: dict[str, Any]) -> dict[str, Any]:
+    """What draws the order of every epoch; the ranks it is shared out among are another matter
+    (:mod:`lifecycle.checkpoint.world`)."""
+    return {k: v for k, v in identity.items() if k != "world_size"}
 
 
 _converter = cattrs.Converter(forbid_extra_keys=False)

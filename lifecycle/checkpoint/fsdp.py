@@ -13,7 +13,6 @@ is sealed (manifest, rename into place) only once every rank's writing is done.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lifecycle import distributed
 from lifecycle.checkpoint import tree
-from lifecycle.checkpoint.contents import OPTIMIZER, RESUME_FILE
+from lifecycle.checkpoint.contents import OPTIMIZER
 from lifecycle.checkpoint.folder import SHARDS_DIR, WEIGHTS_FILE, CheckpointError, file_entry
 
 __all__ = [
@@ -42,13 +41,9 @@ __all__ = [
     "load_full",
     "load_shards",
     "save_full",
-    "saved_world_size",
     "start_shards",
-    "warn_world_size",
     "writing_group",
 ]
-
-logger = logging.getLogger(__name__)
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 Manifest = dict[str, dict[str, Any]]
@@ -56,26 +51,6 @@ Manifest = dict[str, dict[str, Any]]
 
 def has_shards(path: Path) -> bool:
     return (path / SHARDS_DIR).is_dir()
-
-
-def saved_world_size(path: Path) -> int:
-    """How many ranks wrote the checkpoint (one ``resume.json`` each)."""
-    stem, _, suffix = RESUME_FILE.partition(".")
-    return 1 + sum(1 for _ in path.glob(f"{stem}-rank*.{suffix}"))
-
-
-def warn_world_size(path: Path) -> None:
-    """A warning when the checkpoint was written by another number of ranks than now train."""
-    saved, now = saved_world_size(path), dist.get_world_size()
-    if saved != now:
-        logger.warning(
-            "%s: world size %d → %d: the model and optimizer shards are resharded for %d ranks; "
-            "the data is shared out anew, so the run does not continue exactly as it would have",
-            path,
-            saved,
-            now,
-            now,
-        )
 
 
 # -- FULL_STATE_DICT -----------------------------------------------------------------------------

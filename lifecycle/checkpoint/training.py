@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, fsdp, ownership, pretrained, tree
+from lifecycle.checkpoint import callback_state, contents, folder, fsdp, ownership, pretrained, tree, world
 from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
@@ -51,11 +51,22 @@ def claim_output_dir(
     resume_from: str | Path | bool | None,
 ) -> Path | None:
     """The checkpoint to resume from, once rank 0 has made ``output_dir``, locked it (released when
-    ``held`` closes) and found no other run's checkpoints in it."""
+    ``held`` closes) and found no other run's checkpoints in it.
+
+    Workers that ``torchrun --max-restarts`` restarted resume by themselves from the newest valid
+    checkpoint when ``resume_from`` is ``None`` (not said) and there is one."""
     out, main = args.output_dir, topology.is_main
     if main:
         ownership.check_writable(out)
         held.enter_context(OutputDirLock(out))
+    if resume_from is None and distributed.restart_attempt() and folder.list_checkpoints(out):
+        logger.warning(
+            "torchrun restarted the workers (attempt %d): resuming from the newest valid checkpoint in %s "
+            "(pass resume_from_checkpoint=False to start over instead)",
+            distributed.restart_attempt(),
+            out,
+        )
+        resume_from = True
     checkpoint = find_checkpoint(out, resume_from)
     if main:
         own = {ownership.run_id_of(checkpoint)} if checkpoint is not None else set()  # a new run owns none
@@ -240,6 +251,9 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
         tensors = callback_state.load_callback_tensors(path)
         callback_state.restore_callback_states(trainer.callbacks, state.stateful_callbacks, tensors)
     resumed.check_sampler(getattr(run.loader, "sampler", None), path)
+    world.resume_on_world_size(
+        state, path, trainer.topology.world_size, sampler=run.resume_method == "sampler"
+    )
     trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
     if _trains_longer(trainer, state, run):
         trainer.control.should_training_stop = False
@@ -270,8 +284,7 @@ def _load_model(trainer: Trainer, path: Path, *, with_optimizer: bool) -> None:
     """The weights (and the optimizer's state) from ``path``: FSDP2's resharded from shards or from
     full tensors, else copied whole."""
     optimizer = trainer.optimizer if with_optimizer else None
-    if trainer.args.fsdp:
-        fsdp.warn_world_size(path)
+    if trainer.args.fsdp:  # shards resharded for this world size (load_training warns of a change)
         load = fsdp.load_shards if fsdp.has_shards(path) else fsdp.load_full
         load(path, trainer.model, optimizer)
         return

@@ -4,7 +4,8 @@ checkout on ``PYTHONPATH``: ``fsdp_run.py OUT SETTINGS_JSON``.
 ``SETTINGS_JSON`` keys: ``fsdp_config`` (null: DDP), ``max_steps``, ``save_steps``, ``resume`` (a path,
 true, or null), ``die_at`` (the process exits, unclean, right after the save of that step),
 ``save_model`` (the final weights saved with ``Trainer.save_model`` into ``OUT/final``).
-Each rank writes ``OUT/rank<r>.json``: its logged losses, the full weights at the end and at each save,
+The run evaluates every three steps (three batches over two ranks: one runs an extra, for the
+sharded model's collectives). Each rank writes ``OUT/rank<r>.json``: its logged losses and metrics, the full weights at the end and at each save,
 and the full weights as training began (after a resume: as loaded).
 """
 
@@ -96,13 +97,17 @@ def main(out: Path, settings: dict[str, Any]) -> None:
         logging_steps=1,
         save_strategy="steps",
         save_steps=settings.get("save_steps", 2),
+        eval_strategy="steps",
+        eval_steps=3,
+        per_device_eval_batch_size=8,
         max_grad_norm=0.5,
         fsdp=fsdp_config is not None,
         fsdp_config=fsdp_config,
         bf16=settings.get("bf16", False),
     )
     record = Record(settings.get("die_at"))
-    trainer = Trainer(Net(), args, train_dataset=Examples(64), callbacks=[SeedPerRank(), record])
+    data = {"train_dataset": Examples(64), "eval_dataset": Examples(20, seed=1)}  # 3 batches: 2 + 1 per rank
+    trainer = Trainer(Net(), args, **data, callbacks=[SeedPerRank(), record])
     trainer.train(resume_from_checkpoint=settings.get("resume"))
     if settings.get("save_model"):
         trainer.save_model(str(out / "final"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,3 +15,10 @@ def child_env(**changes: str) -> dict[str, str]:
     """This process's environment with the checkout first on ``PYTHONPATH``, and ``changes``."""
     paths = [str(REPO), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **changes}
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now (for a launcher's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

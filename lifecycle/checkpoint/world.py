@@ -1,0 +1,61 @@
+"""A checkpoint resumed on another number of ranks than wrote it (data parallel: the weights,
+optimizer and schedule are whole in every checkpoint, so only the data and the per-rank states move).
+
+``global_step`` goes on. Each epoch's order is the same function of (seed, epoch), now shared out among
+the new ranks, so the batches differ from the old run's; inside an epoch the run goes on from the first
+example the old ranks had not reached together (from ``batch_index * old_ranks`` per-rank batches'
+worth), so the rest of the epoch is the examples left (a few seen twice where the counts do not divide).
+Each rank restores its own random generators and loss since the last log where the checkpoint has them
+(``resume-rank<r>.json``); a rank it lacks starts from rank 0's, and the states of ranks beyond the new
+world are left unread.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lifecycle.checkpoint.contents import RESUME_FILE, rank_file
+from lifecycle.state import TrainerState
+
+__all__ = ["ranks_written", "resume_on_world_size"]
+
+logger = logging.getLogger(__name__)
+
+
+def ranks_written(path: Path) -> int:
+    """How many ranks the checkpoint at ``path`` was written by (one resume file each)."""
+    pattern = rank_file(RESUME_FILE, 1).replace("1", "*", 1)
+    return 1 + sum(1 for _ in path.glob(pattern))
+
+
+def resume_on_world_size(state: TrainerState, path: Path, world_size: int, *, sampler: bool) -> None:
+    """Move the epoch's position to ``world_size`` ranks (``sampler``: the trainer's own sampler, which
+    can start anywhere) and say what the change means, when the checkpoint had another number."""
+    written = ranks_written(path)
+    if written == world_size:
+        return
+    p = state.position
+    where = "between epochs"
+    if p.epoch_open and sampler:
+        done, p.batch_index = p.batch_index, p.batch_index * written // world_size
+        p.window_end = p.batch_index
+        repeated = done * written - p.batch_index * world_size
+        where = f"inside epoch {p.epoch_index}, from the examples the old ranks had not reached" + (
+            f" ({repeated} batches' worth seen again)" if repeated else ""
+        )
+    elif p.epoch_open:
+        where = f"inside epoch {p.epoch_index}, where this training loader's own state puts each rank"
+    logger.warning(
+        "%s: world size %d → %d. global_step goes on from %d; each epoch's order is shared out among %d "
+        "rank(s) anew, so the batches differ from those of the run that wrote it; it resumes %s. Random "
+        "generators and the loss since the last log: each rank restores its own, a rank the checkpoint "
+        "lacks starts from rank 0's%s.",
+        path,
+        written,
+        world_size,
+        state.global_step,
+        world_size,
+        where,
+        f", and those of ranks {world_size} to {written - 1} are not used" if written > world_size else "",
+    )
