@@ -5,8 +5,8 @@ checkout on ``PYTHONPATH``: ``fsdp_run.py OUT SETTINGS_JSON``.
 true, or null), ``die_at`` (the process exits, unclean, right after the save of that step),
 ``save_model`` (the final weights saved with ``Trainer.save_model`` into ``OUT/final``).
 The run evaluates every three steps (three batches over two ranks: one runs an extra, for the
-sharded model's collectives). Each rank writes ``OUT/rank<r>.json``: its logged losses and metrics, the full weights at the end and at each save,
-and the full weights as training began (after a resume: as loaded).
+sharded model's collectives). Each rank writes ``OUT/rank<r>.json``: its logged losses and metrics,
+the full weights at the end and at each save, and as training began (after a resume: as loaded).
 """
 
 from __future__ import annotations
