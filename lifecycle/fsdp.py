@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -31,8 +31,12 @@ from torch.distributed.tensor import DTensor
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.fsdp_options import FsdpOptions
 
+if TYPE_CHECKING:
+    from lifecycle.run import TrainingRun
+
 __all__ = [
     "clip_grad_norm",
+    "fit_run",
     "is_sharded",
     "join_one_rank_group",
     "layers_to_wrap",
@@ -163,3 +167,22 @@ def no_gradient_sync(model: torch.nn.Module) -> Callable[[], AbstractContextMana
             model.set_requires_gradient_sync(True)
 
     return no_sync
+
+
+def fit_run(
+    run: TrainingRun, model: torch.nn.Module, args: TrainingArguments, device: torch.device, several: bool
+) -> None:
+    """A training run's steps fitted to the sharded ``model``: gradients clipped over the shards, the
+    reduce-scatter left to a window's last micro-batch (``several`` ranks), fp16 loss scaling that
+    agrees across ranks on an overflow in any shard, and a process group of its own for writing
+    checkpoints in the background (``async_save``)."""
+    from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+    options = args.fsdp_options
+    assert options is not None, "fit_run without fsdp"
+    run.clip = clip_grad_norm
+    run.no_sync = no_gradient_sync(model) if several else None
+    if run.scaler is not None:
+        run.scaler = ShardedGradScaler(device.type)
+    if options.async_save:  # its collectives must never interleave with training's
+        run.saving_group = dist.new_group(backend="gloo")

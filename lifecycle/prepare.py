@@ -18,7 +18,6 @@ __all__ = [
     "check_fsdp_optimizer",
     "compile_for_training",
     "enable_checkpointing",
-    "grad_scaler",
     "prepare_model",
 ]
 
@@ -80,12 +79,3 @@ def check_fsdp_optimizer(optimizer: torch.optim.Optimizer | None) -> None:
             "parameters with their shards, so an optimizer built before holds the wrong ones; choose it "
             "with TrainingArguments.optim (and optim_args) instead"
         )
-
-
-def grad_scaler(device: torch.device, sharded: bool) -> torch.amp.GradScaler:
-    """fp16 loss scaling; under FSDP, one that agrees across ranks on an overflow in any shard."""
-    if sharded:
-        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
-
-        return ShardedGradScaler(device.type)
-    return torch.amp.GradScaler(device.type)

@@ -79,12 +79,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from lifecycle import distributed, fsdp
+from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 from lifecycle.callbacks import DefaultFlowCallback, PrinterCallback, ProgressCallback, TrainerCallback
 from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry
-from lifecycle.checkpoint.fsdp import full_weights
 from lifecycle.checkpoint.ownership import check_writable, new_run_id
 from lifecycle.checkpoint.pretrained import save_model_folder
 from lifecycle.checkpoint.training import (
@@ -93,7 +92,6 @@ from lifecycle.checkpoint.training import (
     load_training,
     save_training,
     seal_pending,
-    writing_group,
 )
 from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, epoch_batches, length, loader_for, resume_method
@@ -111,7 +109,7 @@ from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.preemption import SignalWatch
 from lifecycle.preflight import check_training
-from lifecycle.prepare import check_fsdp_optimizer, grad_scaler, prepare_model
+from lifecycle.prepare import check_fsdp_optimizer, prepare_model
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.smoothing import label_smoother
@@ -144,9 +142,11 @@ class Trainer:
         self.args = args if args is not None else TrainingArguments()
         set_seed(self.args.seed)
         use_cuda = not self.args.use_cpu and torch.cuda.is_available()
-        if self.args.fsdp:
+        if self.args.fsdp:  # lifecycle.fsdp is imported only for runs that use it
+            from lifecycle.fsdp import join_one_rank_group
+
             check_fsdp_optimizer(optimizers[0])
-            fsdp.join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
+            join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
         self.topology = distributed.join_process_group(use_cuda)
         self.device = distributed.pick_device(self.topology, use_cuda, self.args.fp16)
         self.model = model.to(self.device)
@@ -301,7 +301,6 @@ class Trainer:
             )
         wrapped = self.model_wrapped
         ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
-        sharded = fsdp.is_sharded(ddp)
         watch = NonFiniteWatch(self.device, args.nonfinite, self.topology.distributed)
         run = self.run = TrainingRun(
             loader=loader,
@@ -312,13 +311,13 @@ class Trainer:
             watch=watch,
             no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
-            scaler=grad_scaler(self.device, sharded) if args.fp16 else None,
+            scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
-        if sharded:
-            run.clip = fsdp.clip_grad_norm
-            run.no_sync = fsdp.no_gradient_sync(ddp) if self.topology.distributed else None
-            run.saving_group = writing_group(args.fsdp_options)
+        if args.fsdp:
+            from lifecycle.fsdp import fit_run
+
+            fit_run(run, ddp, args, self.device, self.topology.distributed)
         run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if run.resume_from is not None:
@@ -562,7 +561,11 @@ class Trainer:
     def save_model(self, output_dir: str | Path | None = None) -> None:
         """Save the model for ``from_pretrained`` (its ``save_pretrained``; any other model as
         ``model.safetensors``) with the processing class, into ``output_dir`` (default: the run's)."""
-        weights = full_weights(self.model) if fsdp.is_sharded(self.model) else None  # every rank
+        weights = None
+        if self.args.fsdp:  # every rank helps gather the full weights
+            from lifecycle.checkpoint.fsdp import full_weights
+
+            weights = full_weights(self.model)
         if self.topology.is_main:
             folder = Path(output_dir if output_dir is not None else self.args.output_dir)
             save_model_folder(folder, self.model, self.processing_class, self.args, weights)

@@ -63,6 +63,9 @@ def test_fsdp_trains_as_ddp_does(sharded_run: tuple[Path, list[dict[str, Any]]],
     assert zero["params"] == one["params"]  # the shards gathered: one model
     # the same model, data and random draws: only the order of float sums differs
     assert losses(zero) == pytest.approx(losses(ddp), rel=1e-5)
+    # clipped over the shards as over the whole gradient: the norms are the whole model's
+    assert losses(zero, "grad_norm") == pytest.approx(losses(ddp, "grad_norm"), rel=1e-5)
+    assert sum(norm > 0.2 for norm in losses(zero, "grad_norm")) >= 3
     # evaluation shared out among the ranks (one runs an extra batch for the other's collectives)
     assert len(losses(zero, "eval_loss")) == 2
     assert losses(zero, "eval_loss") == pytest.approx(losses(ddp, "eval_loss"), rel=1e-5)
@@ -149,3 +152,21 @@ def test_two_ranks_checkpoint_resumes_on_one(
     assert only["began"] == full["saved"]["4"]  # resharded from two ranks' shards into one
     assert [e["step"] for e in only["log_history"] if "loss" in e][-2:] == [5, 6]
     assert "world size 2 → 1" in (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_transformers_model_saved_under_fsdp_loads_with_from_pretrained(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(SCRIPTS / "fsdp_transformers_run.py"), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(
+        command, env=child_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads((tmp_path / "weights.json").read_text())
+    # its layers (GPT2Block, from _no_split_modules) were sharded as units of their own, then the model
+    assert result["sharded"] == ["FSDPGPT2LMHeadModel", "FSDPGPT2Block", "FSDPGPT2Block"]
+    for folder in (tmp_path / "final", tmp_path / "run" / "checkpoint-2"):
+        assert json.loads((folder / "config.json").read_text())["architectures"] == ["GPT2LMHeadModel"]
+    loaded = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "final")
+    assert loaded.lm_head.weight is loaded.transformer.wte.weight  # still tied
+    assert {k: v.tolist() for k, v in loaded.state_dict().items()} == result["weights"]

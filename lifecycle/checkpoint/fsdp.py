@@ -42,7 +42,6 @@ __all__ = [
     "load_shards",
     "save_full",
     "start_shards",
-    "writing_group",
 ]
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -163,9 +162,3 @@ def load_shards(path: Path, model: torch.nn.Module, optimizer: Any) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def writing_group(async_save: bool) -> Any:
-    """A process group of its own for background writing (its collectives must not interleave with
-    training's), or ``None``; every rank calls it."""
-    return dist.new_group(backend="gloo") if async_save else None

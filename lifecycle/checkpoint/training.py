@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, fsdp, ownership, pretrained, tree, world
+from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained, tree, world
 from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
 
 if TYPE_CHECKING:
     from lifecycle.args import TrainingArguments
-    from lifecycle.fsdp_options import FsdpOptions
     from lifecycle.run import TrainingRun
     from lifecycle.trainer import Trainer
 
@@ -35,7 +34,6 @@ __all__ = [
     "own_runs",
     "save_training",
     "seal_pending",
-    "writing_group",
 ]
 
 logger = logging.getLogger(__name__)
@@ -156,6 +154,8 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
         return
     write_model = _replicated(trainer)
     if options is not None:  # FULL_STATE_DICT: every rank helps gather, rank 0 writes
+        from lifecycle.checkpoint import fsdp
+
         weights, optimizer_state = fsdp.gather_full(trainer.model, trainer.optimizer)
 
         def write_model(into: Path) -> None:
@@ -174,6 +174,8 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
 def _save_shards(trainer: Trainer, run: TrainingRun, ranks: list[RankState]) -> None:
     """Every rank writes its shards into rank 0's staged folder; sealed once all are whole — now, or
     before the next save or the end when they are written in the background."""
+    from lifecycle.checkpoint import fsdp
+
     step, main = trainer.state.global_step, trainer.topology.is_main
     final = Path(trainer.args.output_dir) / f"{folder.PREFIX}{step}"
     background = run.saving_group if trainer.signals.received is None else None  # stopping: write now
@@ -203,11 +205,6 @@ def seal_pending(run: TrainingRun) -> None:
     pending, run.pending_save = run.pending_save, None
     if pending is not None:
         pending()
-
-
-def writing_group(options: FsdpOptions | None) -> Any:
-    """The process group background checkpoint writing uses (``async_save``), else ``None``."""
-    return fsdp.writing_group(options is not None and options.async_save)
 
 
 def _rotate(trainer: Trainer, run: TrainingRun, written: Path) -> None:
@@ -285,10 +282,12 @@ def _load_model(trainer: Trainer, path: Path, *, with_optimizer: bool) -> None:
     full tensors, else copied whole."""
     optimizer = trainer.optimizer if with_optimizer else None
     if trainer.args.fsdp:  # shards resharded for this world size (load_training warns of a change)
+        from lifecycle.checkpoint import fsdp
+
         load = fsdp.load_shards if fsdp.has_shards(path) else fsdp.load_full
         load(path, trainer.model, optimizer)
         return
-    if fsdp.has_shards(path):
+    if (path / folder.SHARDS_DIR).is_dir():
         raise folder.CheckpointError(
             f"{path}: holds an FSDP model's shards ({folder.SHARDS_DIR}/); resume it with "
             "TrainingArguments(fsdp=True, fsdp_config=...)"
