@@ -8,13 +8,15 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lifecycle import Trainer, TrainingArguments
+from lifecycle import Trainer, TrainerCallback, TrainingArguments
 from lifecycle.checkpoint import list_checkpoints, verify_checkpoint
+from lifecycle.checkpoint.contents import read_resume
 from lifecycle.cli.inspect import inspect_command
 from tests.support.processes import SCRIPTS, child_env
 from tests.support.seen import Indexed, Noting
@@ -39,8 +41,8 @@ def torchrun(out: Path, *arguments: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """Two ranks that evaluate at step 1, stop at step 3 and save at step 2: the run folder, and what
-    each rank wrote."""
+    """Two ranks that evaluate at step 1, save at step 2, log and stop at step 3: the run folder, and
+    what each rank wrote."""
     out = tmp_path_factory.mktemp("stopped")
     zero, one = torchrun(out, "stop")
     return out / "run", zero, one
@@ -59,7 +61,7 @@ def test_two_ranks_share_the_data_agree_to_stop_and_save_once(
 
     # DistributedDataParallel kept the replicas identical, and they did learn
     assert zero["params"] == one["params"] and zero["params"] != zero["initial"]
-    assert zero["losses"] == one["losses"] and len(zero["losses"]) == 3  # the mean over ranks
+    assert zero["losses"] == one["losses"] and len(zero["losses"]) == 1  # the mean over ranks, at step 3
 
     # each rank trained on its own share of the examples
     assert len(zero["seen"]) == len(one["seen"]) == 3 * 4
@@ -122,6 +124,14 @@ def test_ranks_evaluate_and_predict_their_shares_as_one_process_would(tmp_path: 
     assert len({len(row) for row in logits.tolist()}) == 1 and (predicted.label_ids == -100).any()
 
 
+class OnTrainBegin(TrainerCallback):
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.action()
+
+
 def noting_trainer(out: Path, model: Noting, **changes: Any) -> Trainer:
     """One process training ``model`` as tests/scripts/distributed_run.py's ranks do (40 examples,
     batches of 4, ten steps)."""
@@ -137,9 +147,15 @@ def test_a_two_rank_checkpoint_resumes_on_one_process_with_the_rest_of_the_epoch
     run, zero, one = stopped
     copy = shutil.copytree(run, tmp_path / "run")
     model = Noting()
+    trainer = noting_trainer(copy, model, logging_steps=3)
+    carried: list[float] = []
+    trainer.add_callback(OnTrainBegin(lambda: carried.append(float(trainer.run.loss.total))))  # type: ignore[union-attr]
     with caplog.at_level(logging.WARNING):
-        noting_trainer(copy, model).train(resume_from_checkpoint=str(copy / "checkpoint-2"))
+        trainer.train(resume_from_checkpoint=str(copy / "checkpoint-2"))
     assert "world size 2 → 1" in caplog.text and "global_step goes on from 2" in caplog.text
+    # the loss of steps 1 and 2, not yet logged, is the two ranks' mean, as the log at step 3 wants it
+    totals = [read_resume(copy / "checkpoint-2", rank).loss.total for rank in (0, 1)]
+    assert totals[0] != totals[1] and carried == [pytest.approx(sum(totals) / 2, rel=1e-6)]
     # before the checkpoint each rank trained on two batches of 4; alone, the epoch's 10 batches go on
     # from the fifth: the 24 examples neither rank had reached, each once
     before = zero["seen"][:8] + one["seen"][:8]

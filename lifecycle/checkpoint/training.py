@@ -249,7 +249,7 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
         callback_state.restore_callback_states(trainer.callbacks, state.stateful_callbacks, tensors)
     resumed.check_sampler(getattr(run.loader, "sampler", None), path)
     world.resume_on_world_size(
-        state, path, trainer.topology.world_size, sampler=run.resume_method == "sampler"
+        state, resumed, path, trainer.topology.world_size, sampler=run.resume_method == "sampler"
     )
     trainer.control.should_training_stop = resumed.control.get("should_training_stop", False)
     if _trains_longer(trainer, state, run):

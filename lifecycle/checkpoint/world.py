@@ -5,9 +5,10 @@ optimizer and schedule are whole in every checkpoint, so only the data and the p
 the new ranks, so the batches differ from the old run's; inside an epoch the run goes on from the first
 example the old ranks had not reached together (from ``batch_index * old_ranks`` per-rank batches'
 worth), so the rest of the epoch is the examples left (a few seen twice where the counts do not divide).
-Each rank restores its own random generators and loss since the last log where the checkpoint has them
-(``resume-rank<r>.json``); a rank it lacks starts from rank 0's, and the states of ranks beyond the new
-world are left unread.
+Each rank restores its own random generators where the checkpoint has them (``resume-rank<r>.json``); a
+rank it lacks starts from rank 0's, and those of ranks beyond the new world are left unread. The loss
+since the last log is the old ranks' mean on every new rank, so the first log after the change is still
+the mean over ranks that it is in every other log (and so is the run's summed loss behind ``train_loss``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lifecycle.checkpoint.contents import RESUME_FILE, rank_file
+from lifecycle.checkpoint.contents import RESUME_FILE, ResumeState, rank_file, read_resume
 from lifecycle.state import TrainerState
 
 __all__ = ["ranks_written", "resume_on_world_size"]
@@ -29,12 +30,18 @@ def ranks_written(path: Path) -> int:
     return 1 + sum(1 for _ in path.glob(pattern))
 
 
-def resume_on_world_size(state: TrainerState, path: Path, world_size: int, *, sampler: bool) -> None:
+def resume_on_world_size(
+    state: TrainerState, resumed: ResumeState, path: Path, world_size: int, *, sampler: bool
+) -> None:
     """Move the epoch's position to ``world_size`` ranks (``sampler``: the trainer's own sampler, which
-    can start anywhere) and say what the change means, when the checkpoint had another number."""
+    can start anywhere), carry the old ranks' mean loss in ``resumed``, and say what the change means,
+    when the checkpoint had another number of ranks."""
     written = ranks_written(path)
     if written == world_size:
         return
+    carried = [read_resume(path, rank).loss for rank in range(written)]
+    resumed.loss.total = sum(c.total for c in carried) / written
+    resumed.loss.drained = sum(c.drained for c in carried) / written
     p = state.position
     where = "between epochs"
     if p.epoch_open and sampler:
@@ -46,16 +53,25 @@ def resume_on_world_size(state: TrainerState, path: Path, world_size: int, *, sa
         )
     elif p.epoch_open:
         where = f"inside epoch {p.epoch_index}, where this training loader's own state puts each rank"
+    unused = written - world_size
+    dropped = (
+        ""
+        if unused <= 0
+        else f"; rank {world_size}'s are not used"
+        if unused == 1
+        else f"; those of ranks {world_size} to {written - 1} are not used"
+    )
     logger.warning(
-        "%s: world size %d → %d. global_step goes on from %d; each epoch's order is shared out among %d "
-        "rank(s) anew, so the batches differ from those of the run that wrote it; it resumes %s. Random "
-        "generators and the loss since the last log: each rank restores its own, a rank the checkpoint "
-        "lacks starts from rank 0's%s.",
+        "%s: world size %d → %d. global_step goes on from %d; each epoch's order is shared out anew among "
+        "%d rank%s, so the batches differ from those of the run that saved it; it resumes %s. The loss "
+        "since the last log is the old ranks' mean. Random generators: each rank restores its own, a "
+        "rank the checkpoint lacks starts from rank 0's%s.",
         path,
         written,
         world_size,
         state.global_step,
         world_size,
+        "" if world_size == 1 else "s",
         where,
-        f", and those of ranks {world_size} to {written - 1} are not used" if written > world_size else "",
+        dropped,
     )

@@ -119,7 +119,7 @@ def main(out: Path, resume_from: str | None) -> None:
     rank = int(os.environ["RANK"])
     model = Noting()
     initial = [p.detach().clone().tolist() for p in model.parameters()]
-    args = arguments(out, max_steps=10, logging_steps=1, save_strategy="steps", save_steps=2)
+    args = arguments(out, max_steps=10, logging_steps=3, save_strategy="steps", save_steps=2)
     trainer = Trainer(
         model, args, train_dataset=Indexed(40), eval_dataset=Indexed(11), callbacks=[AskOnRankOne()]
     )
