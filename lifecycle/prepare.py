@@ -9,13 +9,15 @@ trainer trains (``trainer.model_wrapped``); evaluation, saving and ``trainer.mod
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 
 __all__ = [
-    "check_fsdp_optimizer",
+    "check_fsdp",
     "compile_for_training",
     "enable_checkpointing",
     "prepare_model",
@@ -70,12 +72,22 @@ def prepare_model(
     return compile_for_training(distributed.wrap_for_training(model, topology, device), args)
 
 
-def check_fsdp_optimizer(optimizer: torch.optim.Optimizer | None) -> None:
-    """Under FSDP the trainer builds the optimizer, over the sharded parameters: one given to the
-    Trainer holds the parameters sharding replaces."""
+def check_fsdp(optimizer: torch.optim.Optimizer | None) -> None:
+    """Before any work under FSDP: this torch has FSDP2 and the safetensors writer of
+    ``torch.distributed.checkpoint``, and no optimizer was given to the Trainer (it would hold the
+    parameters that sharding replaces)."""
     if optimizer is not None:
         raise ArgumentError(
             "Trainer(optimizers=(optimizer, ...)) with TrainingArguments.fsdp: FSDP2 replaces the model's "
             "parameters with their shards, so an optimizer built before holds the wrong ones; choose it "
             "with TrainingArguments.optim (and optim_args) instead"
         )
+    try:
+        for module in ("lifecycle.fsdp", "lifecycle.checkpoint.fsdp"):
+            importlib.import_module(module)
+    except ImportError as exc:
+        raise ArgumentError(
+            "TrainingArguments.fsdp: FSDP2 needs a torch with torch.distributed.fsdp.fully_shard and "
+            f"torch.distributed.checkpoint's HuggingFaceStorageWriter (this is torch {torch.__version__}: "
+            f"{exc})"
+        ) from None

@@ -109,7 +109,7 @@ from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.preemption import SignalWatch
 from lifecycle.preflight import check_training
-from lifecycle.prepare import check_fsdp_optimizer, prepare_model
+from lifecycle.prepare import check_fsdp, prepare_model
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.smoothing import label_smoother
@@ -143,9 +143,9 @@ class Trainer:
         set_seed(self.args.seed)
         use_cuda = not self.args.use_cpu and torch.cuda.is_available()
         if self.args.fsdp:  # lifecycle.fsdp is imported only for runs that use it
+            check_fsdp(optimizers[0])
             from lifecycle.fsdp import join_one_rank_group
 
-            check_fsdp_optimizer(optimizers[0])
             join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
         self.topology = distributed.join_process_group(use_cuda)
         self.device = distributed.pick_device(self.topology, use_cuda, self.args.fp16)
