@@ -17,6 +17,7 @@ from lifecycle.checkpoint import CheckpointError, verify_checkpoint
 from lifecycle.control import TrainerControl
 from lifecycle.default import TRAINING_LIFECYCLE
 from lifecycle.dispatch import CallbackError, Dispatcher
+from lifecycle.fsdp_options import FsdpOptions
 from lifecycle.graph import GraphvizNotFound, LifecycleGraph
 from lifecycle.integrations import (
     CometTracker,
@@ -55,6 +56,7 @@ __all__ = [
     "EvalPrediction",
     "EvalShards",
     "Event",
+    "FsdpOptions",
     "GeneralTracker",
     "GraphvizNotFound",
     "JSONLTracker",

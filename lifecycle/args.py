@@ -20,6 +20,7 @@ from lifecycle.argcheck import ArgumentError, mapping, path, steps, typed
 from lifecycle.argcheck import at_least as _at_least
 from lifecycle.argcheck import choice as _choice
 from lifecycle.argcheck import strategy as _strategy
+from lifecycle.fsdp_options import FsdpOptions, settle_fsdp
 from lifecycle.optimizers import OPTIMIZERS, optimizer_options
 from lifecycle.schedules import SCHEDULES, check_options
 from lifecycle.transformers_fields import check_names
@@ -174,6 +175,14 @@ class TrainingArguments:
     torch_compile_backend: str | None = None
     torch_compile_mode: str | None = attrs.field(default=None, validator=_choice((*COMPILE_MODES, None)))
 
+    # -- several processes: FSDP2 instead of DDP (lifecycle.fsdp_options, lifecycle.fsdp) ----------
+    fsdp: Any = None
+    """True (or transformers' strategy words: ``"full_shard"``, ``"shard_grad_op"``, ``"offload"``,
+    ``"auto_wrap"``) shards the model with FSDP2; becomes a bool once checked, as in transformers."""
+    fsdp_config: Any = None
+    """FSDP2's settings: a dict, its JSON text or a JSON file's path
+    (:class:`~lifecycle.fsdp_options.FsdpOptions`)."""
+
     def __new__(cls, *args: Any, **kwargs: Any) -> TrainingArguments:
         check_names(kwargs, attrs.fields_dict(cls))
         return super().__new__(cls)
@@ -201,6 +210,7 @@ class TrainingArguments:
             self._check_best_model_strategies()
         self._settle_optimizer_and_schedule()
         self._settle_model_preparation()
+        self.fsdp, self.fsdp_config, _ = settle_fsdp(self.fsdp, self.fsdp_config)
         if self.use_cpu:
             self.dataloader_pin_memory = False
 
@@ -253,6 +263,11 @@ class TrainingArguments:
                     "TrainingArguments.load_best_model_at_end needs save_steps to be a multiple of "
                     f"eval_steps (got save_steps={self.save_steps}, eval_steps={self.eval_steps})"
                 )
+
+    @property
+    def fsdp_options(self) -> FsdpOptions | None:
+        """FSDP2's checked settings, or None when ``fsdp`` is off."""
+        return FsdpOptions.from_config(self.fsdp_config or {}) if self.fsdp else None
 
     @property
     def train_batch_size(self) -> int:

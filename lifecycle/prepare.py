@@ -9,12 +9,19 @@ trainer trains (``trainer.model_wrapped``); evaluation, saving and ``trainer.mod
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from lifecycle import distributed
 from lifecycle.args import ArgumentError, TrainingArguments
 
-__all__ = ["compile_for_training", "enable_checkpointing", "prepare_model"]
+__all__ = [
+    "check_fsdp",
+    "compile_for_training",
+    "enable_checkpointing",
+    "prepare_model",
+]
 
 _OWN_KEYWORDS = ("every_n_layers", "offload")
 
@@ -54,7 +61,33 @@ def compile_for_training(model: torch.nn.Module, args: TrainingArguments) -> tor
 def prepare_model(
     model: torch.nn.Module, args: TrainingArguments, topology: distributed.Topology, device: torch.device
 ) -> torch.nn.Module:
-    """The model as trained (``trainer.model_wrapped``): checkpointing turned on, wrapped in
-    DistributedDataParallel across several processes, compiled when asked."""
+    """The model as trained (``trainer.model_wrapped``): checkpointing turned on, sharded in place with
+    FSDP2 when ``args.fsdp`` (:mod:`lifecycle.fsdp`), else wrapped in DistributedDataParallel across
+    several processes; compiled when asked."""
     enable_checkpointing(model, args)
+    if args.fsdp:
+        from lifecycle.fsdp import shard_model
+
+        return compile_for_training(shard_model(model, args, device), args)
     return compile_for_training(distributed.wrap_for_training(model, topology, device), args)
+
+
+def check_fsdp(optimizer: torch.optim.Optimizer | None) -> None:
+    """Before any work under FSDP: this torch has FSDP2 and the safetensors writer of
+    ``torch.distributed.checkpoint``, and no optimizer was given to the Trainer (it would hold the
+    parameters that sharding replaces)."""
+    if optimizer is not None:
+        raise ArgumentError(
+            "Trainer(optimizers=(optimizer, ...)) with TrainingArguments.fsdp: FSDP2 replaces the model's "
+            "parameters with their shards, so an optimizer built before holds the wrong ones; choose it "
+            "with TrainingArguments.optim (and optim_args) instead"
+        )
+    try:
+        for module in ("lifecycle.fsdp", "lifecycle.checkpoint.fsdp"):
+            importlib.import_module(module)
+    except ImportError as exc:
+        raise ArgumentError(
+            "TrainingArguments.fsdp: FSDP2 needs a torch with torch.distributed.fsdp.fully_shard and "
+            f"torch.distributed.checkpoint's HuggingFaceStorageWriter (this is torch {torch.__version__}: "
+            f"{exc})"
+        ) from None

@@ -58,6 +58,12 @@ class TrainingRun:
     """Its resume state, until the first epoch opens and takes it."""
     grad_norm: torch.Tensor | None = None
     """The last step's gradient norm (clipped runs), on the device."""
+    clip: Callable[[Any, float], torch.Tensor] = torch.nn.utils.clip_grad_norm_
+    """``(parameters, max_norm) -> total norm``: clips the gradients (sharded ones under FSDP)."""
+    saving_group: Any = None
+    """FSDP ``async_save``: the process group the background writing uses, apart from training's."""
+    pending_save: Callable[[], None] | None = None
+    """A checkpoint whose shards are written in the background: calling it waits and seals it."""
     learning_rate: float = 0.0
     """The last step's learning rate."""
     batches: Iterator[Batch] = attrs.field(factory=lambda: iter(()))

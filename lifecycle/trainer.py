@@ -24,6 +24,7 @@ optimizer and schedule         :mod:`lifecycle.optim` (the names: ``optimizers``
 checkpointing, torch.compile   :mod:`lifecycle.prepare`
 label smoothing                :mod:`lifecycle.smoothing`
 nan and inf losses, gradients  :mod:`lifecycle.nonfinite` (``TrainingArguments.nonfinite``)
+sharding the model (FSDP2)     :mod:`lifecycle.fsdp` (``TrainingArguments.fsdp``, ``fsdp_config``)
 =============================  ==========================================================================
 
 The lifecycle, state by state (entry action; then the exits in the order their guards are tried)::
@@ -85,7 +86,13 @@ from lifecycle.callbacks.handler import CallbackHandler, CallbackSpec
 from lifecycle.checkpoint.contents import LossCarry
 from lifecycle.checkpoint.ownership import check_writable, new_run_id
 from lifecycle.checkpoint.pretrained import save_model_folder
-from lifecycle.checkpoint.training import claim_output_dir, load_best_model, load_training, save_training
+from lifecycle.checkpoint.training import (
+    claim_output_dir,
+    load_best_model,
+    load_training,
+    save_training,
+    seal_pending,
+)
 from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, epoch_batches, length, loader_for, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
@@ -102,7 +109,7 @@ from lifecycle.outputs import EvalPrediction, PredictionOutput, TrainOutput
 from lifecycle.plan import plan_steps
 from lifecycle.preemption import SignalWatch
 from lifecycle.preflight import check_training
-from lifecycle.prepare import prepare_model
+from lifecycle.prepare import check_fsdp, prepare_model
 from lifecycle.rng import restore_rng, set_seed
 from lifecycle.run import EntryCall, TrainingRun
 from lifecycle.smoothing import label_smoother
@@ -135,12 +142,18 @@ class Trainer:
         self.args = args if args is not None else TrainingArguments()
         set_seed(self.args.seed)
         use_cuda = not self.args.use_cpu and torch.cuda.is_available()
+        if self.args.fsdp:  # lifecycle.fsdp is imported only for runs that use it
+            check_fsdp(optimizers[0])
+            from lifecycle.fsdp import join_one_rank_group
+
+            join_one_rank_group(use_cuda)  # FSDP2 needs a group, even of one process
         self.topology = distributed.join_process_group(use_cuda)
         self.device = distributed.pick_device(self.topology, use_cuda, self.args.fp16)
         self.model = model.to(self.device)
         if self.topology.is_main:  # as in transformers, the folder exists once the trainer does
             check_writable(self.args.output_dir)
-        #: the model as trained: wrapped in DistributedDataParallel across several processes
+        #: the model as trained: wrapped in DistributedDataParallel across several processes (FSDP2
+        #: shards ``model`` itself, in place)
         self.model_wrapped: torch.nn.Module = self.model
         self.data_collator = data_collator
         self.train_dataset = train_dataset
@@ -274,6 +287,8 @@ class Trainer:
         args = self.args
         loader = self.get_train_dataloader()
         plan = plan_steps(args, length(loader))
+        if self.model_wrapped is self.model:  # before the optimizer: FSDP2 replaces the parameters
+            self.model_wrapped = prepare_model(self.model, args, self.topology, self.device)
         if self.optimizer is None:
             self.optimizer = create_optimizer(self.model, args)
         if self.lr_scheduler is None or self._own_scheduler:
@@ -284,8 +299,6 @@ class Trainer:
                 f"{type(self.lr_scheduler).__name__} steps on the evaluation metric: set "
                 "TrainingArguments.metric_for_best_model (and an eval_strategy)"
             )
-        if self.model_wrapped is self.model:
-            self.model_wrapped = prepare_model(self.model, args, self.topology, self.device)
         wrapped = self.model_wrapped
         ddp = getattr(wrapped, "_orig_mod", wrapped)  # under torch.compile's wrapper
         watch = NonFiniteWatch(self.device, args.nonfinite, self.topology.distributed)
@@ -301,6 +314,10 @@ class Trainer:
             scaler=torch.amp.GradScaler(self.device.type) if args.fp16 else None,
             resume_from=self.call.resume_from,
         )
+        if args.fsdp:
+            from lifecycle.fsdp import fit_run
+
+            fit_run(run, ddp, args, self.device, self.topology.distributed)
         run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if run.resume_from is not None:
@@ -370,7 +387,7 @@ class Trainer:
             if run.scaler is not None:
                 assert self.optimizer is not None
                 run.scaler.unscale_(self.optimizer)
-            run.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+            run.grad_norm = run.clip(self.model.parameters(), self.args.max_grad_norm)
             if run.scaler is None:  # under fp16 an overflow is the scaler's to skip, not an error
                 run.watch.add_norm(run.grad_norm)
 
@@ -454,6 +471,7 @@ class Trainer:
         the mean training loss of the whole run (a resumed run's included, carried in checkpoints)."""
         self.signals.deferring = False
         run, state = self._training(), self.state
+        seal_pending(run)  # a checkpoint still being written in the background is made whole
         run.loss.fold()
         run.watch.check(state.global_step, "at the end of training")
         run.loss.drain()
@@ -543,9 +561,14 @@ class Trainer:
     def save_model(self, output_dir: str | Path | None = None) -> None:
         """Save the model for ``from_pretrained`` (its ``save_pretrained``; any other model as
         ``model.safetensors``) with the processing class, into ``output_dir`` (default: the run's)."""
+        weights = None
+        if self.args.fsdp:  # every rank helps gather the full weights
+            from lifecycle.checkpoint.fsdp import full_weights
+
+            weights = full_weights(self.model)
         if self.topology.is_main:
             folder = Path(output_dir if output_dir is not None else self.args.output_dir)
-            save_model_folder(folder, self.model, self.processing_class, self.args)
+            save_model_folder(folder, self.model, self.processing_class, self.args, weights)
         distributed.barrier()
 
     # -- transformers' override hooks -------------------------------------------------------------

@@ -44,8 +44,12 @@ TRANSFORMERS_FIELDS = (
 )
 
 _REASONS: dict[str, tuple[str, ...]] = {
-    "several processes train with DDP under torchrun; DeepSpeed, FSDP and Accelerate's configurations "
-    "are not integrated": ("deepspeed", "fsdp", "fsdp_config", "parallelism_config", "accelerator_config"),
+    "several processes train with DDP or FSDP2 (fsdp, fsdp_config) under torchrun; DeepSpeed and "
+    "Accelerate's configurations are not integrated": (
+        "deepspeed",
+        "parallelism_config",
+        "accelerator_config",
+    ),
     "DDP runs with PyTorch's defaults (gloo on the CPU, nccl on CUDA) and takes the rank from torchrun's "
     "environment": (
         *("ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers", "ddp_static_graph"),

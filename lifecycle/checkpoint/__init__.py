@@ -6,6 +6,7 @@
 ``tree``               a state dict as safetensors + JSON, read back without an unpickler
 ``legacy``             checkpoints of earlier releases, whose state dicts are pickles
 ``training``           a trainer's run saved into one and loaded from one (imports torch)
+``fsdp``               an FSDP2 model and optimizer in one: gathered, or as shards through DCP (torch)
 ``ownership``          one run per ``output_dir``: run ids, the checks before a run, stored paths
 ``lock``               the lock a live trainer holds on its ``output_dir``
 ``world``              a checkpoint resumed on another number of ranks than wrote it
@@ -17,6 +18,7 @@ The folder's functions are re-exported here; none of this package's imports load
 from lifecycle.checkpoint.folder import (
     MANIFEST,
     PREFIX,
+    SHARDS_DIR,
     STATE_FILE,
     WEIGHTS_FILE,
     CheckpointError,
@@ -31,6 +33,7 @@ from lifecycle.checkpoint.folder import (
 __all__ = [
     "MANIFEST",
     "PREFIX",
+    "SHARDS_DIR",
     "STATE_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",

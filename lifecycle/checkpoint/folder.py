@@ -20,14 +20,18 @@ from typing import Any
 __all__ = [
     "MANIFEST",
     "PREFIX",
+    "SHARDS_DIR",
     "STATE_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
     "check_files",
+    "file_entry",
     "list_checkpoints",
     "newest_valid_checkpoint",
     "replace_checkpoint",
     "rotate_checkpoints",
+    "seal_checkpoint",
+    "stage_checkpoint",
     "verify_checkpoint",
     "write_checkpoint",
 ]
@@ -36,6 +40,8 @@ PREFIX = "checkpoint-"
 MANIFEST = "manifest.json"
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "model.safetensors"
+SHARDS_DIR = "shards"
+"""The folder of the model's and optimizer's shards in an FSDP checkpoint (``SHARDED_STATE_DICT``)."""
 _STEP = re.compile(rf"^{PREFIX}(\d+)$")
 
 
@@ -68,24 +74,53 @@ def write_checkpoint(output_dir: str | Path, step: int, write_files: Callable[[P
 
 def replace_checkpoint(final: Path, step: int, write_files: Callable[[Path], None]) -> Path:
     """Write the checkpoint folder ``final`` of ``step`` whole, in place of any folder of that name."""
-    root = final.parent
-    _tidy(root)
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    tmp.mkdir()
+    tmp = stage_checkpoint(final)
     try:
         write_files(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
+    return seal_checkpoint(tmp, final, step)
+
+
+def stage_checkpoint(final: Path) -> Path:
+    """The hidden temporary folder in which ``final`` is assembled (what interrupted saves left is
+    tidied away first); :func:`seal_checkpoint` puts it in place."""
+    _tidy(final.parent)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp.mkdir()
+    return tmp
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """A file's manifest entry: its size and sha256."""
+    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def _files(tmp: Path) -> list[Path]:
+    """The files of a checkpoint folder, those in its ``shards`` folder included."""
+    shards = tmp / SHARDS_DIR
+    inner = sorted(shards.iterdir()) if shards.is_dir() else []
+    return sorted(p for p in (*tmp.iterdir(), *inner) if p.is_file() and p.name != MANIFEST)
+
+
+def seal_checkpoint(
+    tmp: Path, final: Path, step: int, known: dict[str, dict[str, Any]] | None = None
+) -> Path:
+    """Write the manifest of the staged folder ``tmp`` (``known``: entries already computed, by name),
+    fsync it all and rename it to ``final``, in place of any folder of that name."""
+    root, known = final.parent, known or {}
+    files = {p.relative_to(tmp).as_posix(): p for p in _files(tmp)}
     manifest = {
         "format": 1,
         "step": step,
-        "files": {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "files": {name: known[name] if name in known else file_entry(p) for name, p in files.items()},
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    for p in tmp.iterdir():
+    for p in (*files.values(), tmp / MANIFEST):
         _fsync(p)
+    if (tmp / SHARDS_DIR).is_dir():
+        _fsync(tmp / SHARDS_DIR)
     _fsync(tmp)
     if final.exists():  # the same step saved again: keep the old one until the new one is in place
         old = root / f".{final.name}.old-{os.getpid()}"
@@ -114,13 +149,16 @@ def check_files(path: str | Path) -> tuple[dict[str, Any], dict[str, str | None]
         expected = {name: (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{manifest_path}: unreadable manifest ({type(exc).__name__}: {exc})") from None
-    for required in (STATE_FILE, WEIGHTS_FILE):
-        if required not in expected:
-            raise CheckpointError(f"{manifest_path}: does not list {required} (the checkpoint is incomplete)")
+    if STATE_FILE not in expected:
+        raise CheckpointError(f"{manifest_path}: does not list {STATE_FILE} (the checkpoint is incomplete)")
+    if WEIGHTS_FILE not in expected and not any(_in_shards(name) for name in expected):
+        raise CheckpointError(
+            f"{manifest_path}: lists neither {WEIGHTS_FILE} nor {SHARDS_DIR}/ (the checkpoint is incomplete)"
+        )
     report: dict[str, str | None] = {}
     for name, (size, sha256) in sorted(expected.items()):
         file = folder / name
-        if Path(name).name != name or name in (".", ".."):
+        if not (_plain(name) or _in_shards(name)):
             report[name] = "not a plain file name"
         elif not file.is_file():
             report[name] = "missing"
@@ -131,6 +169,16 @@ def check_files(path: str | Path) -> tuple[dict[str, Any], dict[str, str | None]
         else:
             report[name] = None
     return manifest, report
+
+
+def _plain(name: str) -> bool:
+    return Path(name).name == name and name not in (".", "..")
+
+
+def _in_shards(name: str) -> bool:
+    """``shards/<plain file name>``: the one folder a checkpoint may hold."""
+    folder, _, rest = name.partition("/")
+    return folder == SHARDS_DIR and _plain(rest)
 
 
 def _tidy(root: Path) -> None:

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_FILE", "save_model_folder", "save_pretrained_config"]
+__all__ = ["CONFIG_FILE", "model_class_name", "save_model_folder", "save_pretrained_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def save_pretrained_config(folder: Path, model: Any, processing_class: Any = Non
     ``generation_config.json`` and the processing class's files, for a transformers model."""
     config: Any = getattr(model, "config", None)
     if callable(getattr(config, "to_dict", None)):
-        data = {**config.to_dict(), "architectures": [type(model).__name__]}
+        data = {**config.to_dict(), "architectures": [model_class_name(model)]}
         (folder / CONFIG_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         generation: Any = getattr(model, "generation_config", None)
         if callable(getattr(generation, "to_json_file", None)):
@@ -36,17 +36,32 @@ def save_pretrained_config(folder: Path, model: Any, processing_class: Any = Non
         processing_class.save_pretrained(str(folder))
 
 
-def save_model_folder(folder: Path, model: Any, processing_class: Any = None, args: Any = None) -> None:
+def model_class_name(model: Any) -> str:
+    """The model's class name; for a model FSDP2 sharded (class ``FSDP<Name>``), its own class's."""
+    cls = type(model)
+    if cls.__mro__[1].__name__ == "FSDPModule" and len(cls.__mro__) > 2:
+        cls = cls.__mro__[2]
+    return cls.__name__
+
+
+def save_model_folder(
+    folder: Path, model: Any, processing_class: Any = None, args: Any = None, weights: Any = None
+) -> None:
     """What ``Trainer.save_model`` writes: ``save_pretrained`` for a transformers model, else the
-    weights as safetensors; the processing class, and the arguments as plain JSON (never a pickle)."""
+    weights as safetensors; the processing class, and the arguments as plain JSON (never a pickle).
+    ``weights``: the full state dict of a sharded model, gathered, to write instead of its own."""
     folder.mkdir(parents=True, exist_ok=True)
     if callable(getattr(model, "save_pretrained", None)):
-        model.save_pretrained(str(folder))
+        model.save_pretrained(str(folder), **({"state_dict": weights} if weights is not None else {}))
     else:
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file, save_model
 
-        logger.info("%s is not a transformers model: saving its weights as safetensors", type(model).__name__)
-        save_model(model, str(folder / "model.safetensors"))
+        name = model_class_name(model)
+        logger.info("%s is not a transformers model: saving its weights as safetensors", name)
+        if weights is None:
+            save_model(model, str(folder / "model.safetensors"))
+        else:
+            save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     if callable(getattr(processing_class, "save_pretrained", None)):
         processing_class.save_pretrained(str(folder))
     if args is not None and callable(getattr(args, "to_dict", None)):

@@ -2,18 +2,21 @@
 ``prepare`` state makes to resume.
 
 Each rank captures its own resume state (random generators, carried loss, flags, data position) and
-rank 0 writes the checkpoint for all of them; on resume each rank reads its own.
+rank 0 writes the checkpoint for all of them; on resume each rank reads its own. An FSDP2 model and its
+optimizer go through :mod:`lifecycle.checkpoint.fsdp`: gathered for rank 0 to write, or written as
+each rank's shards (then sealed when the last shard is whole, at once or, with ``async_save``, later).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifecycle import distributed
-from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained, world
+from lifecycle.checkpoint import callback_state, contents, folder, ownership, pretrained, tree, world
 from lifecycle.checkpoint.lock import OutputDirLock
 from lifecycle.data import Stream
 from lifecycle.state import TrainerState
@@ -30,11 +33,13 @@ __all__ = [
     "load_training",
     "own_runs",
     "save_training",
+    "seal_pending",
 ]
 
 logger = logging.getLogger(__name__)
 
 RankState = tuple[contents.ResumeState, dict[str, Any] | None]
+WriteModel = Callable[[Path], None]
 
 
 def claim_output_dir(
@@ -107,16 +112,28 @@ def _capture(trainer: Trainer, run: TrainingRun) -> RankState:
     return resumable, run.loader.state_dict() if run.resume_method == "state_dict" else None
 
 
-def _write_files(trainer: Trainer, run: TrainingRun, into: Path, ranks: list[RankState]) -> None:
-    contents.save_weights(into, trainer.model)
+def _write_files(
+    trainer: Trainer, run: TrainingRun, into: Path, ranks: list[RankState], model: WriteModel
+) -> None:
+    model(into)  # the weights and the optimizer's state
     pretrained.save_pretrained_config(into, trainer.model, trainer.processing_class)
-    contents.save_state_dicts(into, contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler))
+    contents.save_state_dicts(into, contents.parts(None, trainer.lr_scheduler, run.scaler))
     for rank, (resumable, _) in enumerate(ranks):
         contents.write_resume(into, resumable, rank)
     contents.save_loader_states(into, [loader_state for _, loader_state in ranks])
     trainer.state.stateful_callbacks, tensors = callback_state.callback_states(trainer.callbacks)
     callback_state.save_callback_tensors(into, tensors)
     trainer.state.save_to_json(into / folder.STATE_FILE)
+
+
+def _replicated(trainer: Trainer) -> WriteModel:
+    """The weights and optimizer state every rank holds alike (one process, DDP): rank 0's."""
+
+    def write(into: Path) -> None:
+        contents.save_weights(into, trainer.model)
+        contents.save_state_dicts(into, {contents.OPTIMIZER: trainer.optimizer})
+
+    return write
 
 
 def save_training(trainer: Trainer, run: TrainingRun) -> None:
@@ -130,23 +147,82 @@ def save_training(trainer: Trainer, run: TrainingRun) -> None:
     if state.best_global_step == state.global_step:  # recorded before writing: the file says so too
         state.best_model_checkpoint = f"{folder.PREFIX}{state.global_step}"  # relative: the folder may move
     ranks = distributed.gather_on_main(_capture(trainer, run))
+    seal_pending(run)  # the one before, written in the background, is whole first
+    options = args.fsdp_options
+    if options is not None and options.sharded_checkpoints:
+        _save_shards(trainer, run, ranks)
+        return
+    write_model = _replicated(trainer)
+    if options is not None:  # FULL_STATE_DICT: every rank helps gather, rank 0 writes
+        from lifecycle.checkpoint import fsdp
+
+        weights, optimizer_state = fsdp.gather_full(trainer.model, trainer.optimizer)
+
+        def write_model(into: Path) -> None:
+            fsdp.save_full(into, weights, optimizer_state)
+
     if trainer.topology.is_main:  # the ranks hold the same weights; one writes them
         written = folder.write_checkpoint(
-            args.output_dir, state.global_step, lambda into: _write_files(trainer, run, into, ranks)
+            args.output_dir,
+            state.global_step,
+            lambda into: _write_files(trainer, run, into, ranks, write_model),
         )
-        own = own_runs(state.run_id, run.resume_from)
-        if args.overwrite_output_dir and not run.replaced_others:
-            removed = ownership.remove_other_runs(args.output_dir, own)
-            if removed:
-                logger.info("overwrite_output_dir: removed %s", ", ".join(p.name for p in removed))
-            run.replaced_others = True
-        keep = {written, *([run.resume_from] if run.resume_from else [])}
-        if state.best_model_checkpoint:
-            keep.add(ownership.inside(args.output_dir, state.best_model_checkpoint))
-        folder.rotate_checkpoints(
-            args.output_dir, args.save_total_limit, keep, lambda p: ownership.run_id_of(p) in own
-        )
+        _rotate(trainer, run, written)
     distributed.barrier()
+
+
+def _save_shards(trainer: Trainer, run: TrainingRun, ranks: list[RankState]) -> None:
+    """Every rank writes its shards into rank 0's staged folder; sealed once all are whole — now, or
+    before the next save or the end when they are written in the background."""
+    from lifecycle.checkpoint import fsdp
+
+    step, main = trainer.state.global_step, trainer.topology.is_main
+    final = Path(trainer.args.output_dir) / f"{folder.PREFIX}{step}"
+    background = run.saving_group if trainer.signals.received is None else None  # stopping: write now
+    writing, groups = fsdp.start_shards(
+        folder.stage_checkpoint(final) if main else None, trainer.model, trainer.optimizer, background
+    )
+    if main:
+        _write_files(
+            trainer, run, writing.folder, ranks,
+            lambda into: tree.save_tree(into, contents.OPTIMIZER, {"param_groups": groups}),
+        )  # fmt: skip
+
+    def seal() -> None:
+        entries = writing.finish()
+        if main:
+            _rotate(trainer, run, folder.seal_checkpoint(writing.folder, final, step, entries))
+        distributed.barrier()
+
+    if background is None:
+        seal()
+    else:
+        run.pending_save = seal
+
+
+def seal_pending(run: TrainingRun) -> None:
+    """Wait for the checkpoint being written in the background, if any, and put it in place."""
+    pending, run.pending_save = run.pending_save, None
+    if pending is not None:
+        pending()
+
+
+def _rotate(trainer: Trainer, run: TrainingRun, written: Path) -> None:
+    """Rank 0, after a save: other runs' checkpoints removed (``overwrite_output_dir``), and this
+    run's beyond ``save_total_limit``."""
+    state, args = trainer.state, trainer.args
+    own = own_runs(state.run_id, run.resume_from)
+    if args.overwrite_output_dir and not run.replaced_others:
+        removed = ownership.remove_other_runs(args.output_dir, own)
+        if removed:
+            logger.info("overwrite_output_dir: removed %s", ", ".join(p.name for p in removed))
+        run.replaced_others = True
+    keep = {written, *([run.resume_from] if run.resume_from else [])}
+    if state.best_model_checkpoint:
+        keep.add(ownership.inside(args.output_dir, state.best_model_checkpoint))
+    folder.rotate_checkpoints(
+        args.output_dir, args.save_total_limit, keep, lambda p: ownership.run_id_of(p) in own
+    )
 
 
 def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerState:
@@ -159,8 +235,8 @@ def load_training(trainer: Trainer, run: TrainingRun, path: Path) -> TrainerStat
     counts.update((name, n) for name, n in state.position.fired.items() if name in counts)
     rank = trainer.topology.rank
     resumed = contents.read_resume(path, rank)
-    contents.load_weights(path, trainer.model, str(trainer.device))
-    parts = contents.parts(trainer.optimizer, trainer.lr_scheduler, run.scaler)
+    _load_model(trainer, path, with_optimizer=True)
+    parts = contents.parts(None, trainer.lr_scheduler, run.scaler)
     if run.resume_method == "state_dict":
         parts[contents.rank_file(contents.DATALOADER, rank)] = run.loader
     contents.load_state_dicts(path, parts)
@@ -198,7 +274,27 @@ def load_best_model(trainer: Trainer) -> None:
             exc,
         )
         return
+    _load_model(trainer, path, with_optimizer=False)
+
+
+def _load_model(trainer: Trainer, path: Path, *, with_optimizer: bool) -> None:
+    """The weights (and the optimizer's state) from ``path``: FSDP2's resharded from shards or from
+    full tensors, else copied whole."""
+    optimizer = trainer.optimizer if with_optimizer else None
+    if trainer.args.fsdp:  # shards resharded for this world size (load_training warns of a change)
+        from lifecycle.checkpoint import fsdp
+
+        load = fsdp.load_shards if fsdp.has_shards(path) else fsdp.load_full
+        load(path, trainer.model, optimizer)
+        return
+    if (path / folder.SHARDS_DIR).is_dir():
+        raise folder.CheckpointError(
+            f"{path}: holds an FSDP model's shards ({folder.SHARDS_DIR}/); resume it with "
+            "TrainingArguments(fsdp=True, fsdp_config=...)"
+        )
     contents.load_weights(path, trainer.model, str(trainer.device))
+    if optimizer is not None:
+        contents.load_state_dicts(path, {contents.OPTIMIZER: optimizer})
 
 
 def _trains_longer(trainer: Trainer, saved: TrainerState, run: TrainingRun) -> bool:
