@@ -45,10 +45,10 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("clearml", "clearml", "clearml"),
     KnownTracker("dagshub", "dagshub", "dagshub"),
     KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
-    KnownTracker("dvclive", "dvclive", "dvclive"),
+    KnownTracker("dvclive", "dvclive", "dvclive", "dvclive:DVCLiveTracker"),
     KnownTracker("aim", "aim", "aim"),
-    KnownTracker("swanlab", "swanlab", "swanlab"),
-    KnownTracker("trackio", "trackio", "trackio"),
+    KnownTracker("swanlab", "swanlab", "swanlab", "swanlab:SwanLabTracker"),
+    KnownTracker("trackio", "trackio", "trackio", "trackio:TrackioTracker"),
 )
 
 _BY_NAME = {alias: t for t in KNOWN_TRACKERS for alias in (t.name, *t.aliases)}
