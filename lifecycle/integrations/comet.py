@@ -53,6 +53,8 @@ class CometTracker(GeneralTracker):
 
     name = "comet_ml"
     requires_logging_directory = False
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "COMET_API_KEY, ~/.comet.config, or COMET_MODE=offline"
 
     def __init__(
         self,

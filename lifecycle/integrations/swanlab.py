@@ -38,6 +38,8 @@ class SwanLabTracker(GeneralTracker):
 
     name = "swanlab"
     requires_logging_directory = False
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "SWANLAB_MODE or SWANLAB_API_KEY"
 
     def __init__(
         self,
