@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from lifecycle import TrainerCallback
 from tests.support.processes import SCRIPTS, child_env
-from tests.support.trackers import checkpoint_history, expected_points, tag_of
+from tests.support.trackers import checkpoint_history, expected_points, make_trainer, tag_of
 
 pytest.importorskip("comet_ml")
 
@@ -124,3 +126,27 @@ def test_online_without_a_network_falls_back_to_offline_quickly(
         if m["type"] == "metric_msg"
     }
     assert steps >= {entry["step"] for entry in record["log_history"]}
+
+
+class Draws(TrainerCallback):
+    """Records a number drawn from Python's ``random`` at each step, as training code may draw them."""
+
+    def __init__(self) -> None:
+        self.seen: list[float] = []
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.seen.append(random.random())
+
+
+def test_opening_comet_leaves_the_random_numbers_of_training_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Comet draws from Python's random as it opens (its offline archive's name): training must not see it
+    monkeypatch.setenv("COMET_MODE", "offline")
+    draws = {}
+    for report_to in ("none", "comet_ml"):
+        callback = Draws()
+        make_trainer(tmp_path / report_to, report_to=report_to, callbacks=[callback]).train()
+        draws[report_to] = callback.seen
+    assert draws["comet_ml"] == draws["none"]
+    assert list((tmp_path / "comet_ml" / "comet").glob("*.zip"))  # Comet did run

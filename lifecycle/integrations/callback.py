@@ -6,16 +6,25 @@
 and so does the trainer when a run raises.
 
 Each tracker's calls run in order on a thread of its own (:class:`~lifecycle.integrations.worker.
-TrackerWorker`): training only queues them. A thread per tracker, not one for all, so that a tracker
-that hangs holds up no other until it is detached. A tracker that raises is disabled, one that hangs
-past its time limit is detached, one warning each, and training goes on with the others. Before a
-checkpoint is written and at the end, the callback waits for every queued call, so a checkpoint
-matches what the trackers hold and nothing logged is lost.
+TrackerWorker`): training only queues them, and waits only for the trackers to open (with Python's
+random numbers kept as they were, whatever a tracker library draws as it opens). A thread per
+tracker, not one for all, so that a tracker that hangs holds up no other until it is detached. A
+tracker that raises is disabled, one that hangs past its time limit is detached, one warning each,
+and training goes on with the others. Before a checkpoint is written and at the end, the callback
+waits for every queued call, so a checkpoint matches what the trackers hold and nothing logged is
+lost.
+
+The callback is stateful: each checkpoint keeps ``{tracker name: run identity}`` (what the trackers'
+``run_identity()`` returned). A training resumed from it hands each tracker its identity
+(``continue_run``) before the tracker opens, then ``rewind``: the run goes on where the checkpoint
+left it. An evaluation after training reopens the trackers on the runs training used; a new training
+(not resumed) starts new runs.
 """
 
 from __future__ import annotations
 
 import inspect
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -114,7 +123,7 @@ class TrackerCallback(TrainerCallback):
                     {"history": list(state.log_history)} if _takes_history(rewind) else {}
                 )
                 self._worker(tracker).submit("rewind", state.global_step, **history)
-            self._ensure_open(tracker)
+        self._open_all(state)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Any = None, model: Any = None, **kwargs: Any
@@ -125,8 +134,8 @@ class TrackerCallback(TrainerCallback):
             self._config = run_config(args, model)
         values = loggable(logs, self._skipped)
         renamed = rewrite_names(values)
+        self._open_all(state)
         for tracker in self._reporting(state):
-            self._ensure_open(tracker)
             payload = renamed if getattr(tracker, "rewrite_metric_names", True) else values
             self._worker(tracker).submit("log", dict(payload), step=state.global_step)
         if not self._training:  # an evaluation on its own: its logs are in place when it returns
@@ -196,15 +205,28 @@ class TrackerCallback(TrainerCallback):
 
         return remember
 
-    def _ensure_open(self, tracker: Any) -> None:
-        """Open ``tracker`` (on the run it reported into before, if any) and hand it the configuration."""
-        if id(tracker) in self._open:
+    def _open_all(self, state: Any) -> None:
+        """Open the trackers not open yet (each on the run it reported into before, if any), hand them
+        the configuration, and wait until they are open. Python's random numbers stay as they were:
+        tracker libraries draw from ``random`` as they open (Comet does), and training must draw the
+        numbers it would draw without them, resumed or not."""
+        opening = [t for t in self._reporting(state) if id(t) not in self._open]
+        if not opening:
             return
-        if not self._training:  # an evaluation: into the run training used, if there was one
-            self._continue(tracker)
-        self._open.add(id(tracker))
-        worker = self._worker(tracker)
-        worker.submit("start")
-        config = dict(self._config or {})
-        worker.submit("store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config)
-        self._ask_identity(tracker)
+        numbers = random.getstate()
+        try:
+            for tracker in opening:
+                if not self._training:  # an evaluation: into the run training used, if there was one
+                    self._continue(tracker)
+                self._open.add(id(tracker))
+                worker = self._worker(tracker)
+                worker.submit("start")
+                config = dict(self._config or {})
+                worker.submit(
+                    "store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config
+                )
+                self._ask_identity(tracker)
+            for tracker in opening:
+                self._worker(tracker).flush()
+        finally:
+            random.setstate(numbers)
