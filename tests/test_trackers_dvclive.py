@@ -50,6 +50,7 @@ def test_params_and_metrics_read_back_at_their_steps(
         expected_points(trainer.state.log_history)
     )
     assert sum("'eval/note'" in r.getMessage() for r in caplog.records) == 1  # text: one warning
+    assert not list(Path.cwd().glob("dvc.yaml")) and not list(tmp_path.rglob("dvc.yaml"))  # no DVC pipeline
 
 
 def test_a_resumed_training_keeps_each_row_once(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """DVCLiveTracker: a DVCLive folder (``params.yaml``, ``metrics.json``, ``plots/metrics/<name>.tsv``).
 
-Local by nature, and no DVC experiment is saved (``save_dvc_exp=False``). Each metric is logged at
-the training's ``global_step`` (``live.step``), not at a count of logs. A resumed training continues
+Local by nature: no DVC experiment is saved (``save_dvc_exp=False``) and no ``dvc.yaml`` written
+(``dvcyaml=None``: DVCLive's default adds the run to the ``dvc.yaml`` at the root of the git
+repository it runs in; ``DVCLiveTracker(..., dvcyaml="dvc.yaml")`` asks for it). Each metric is
+logged at the training's ``global_step`` (``live.step``), not at a count of logs. A resumed training continues
 the folder (``resume=True``) after cutting, from each metric's plot, the rows a stopped process
 logged after its checkpoint: the plots hold each row once, as an uninterrupted run's do. Text is not
 a DVCLive metric: it is left out, with one warning.
@@ -77,9 +79,8 @@ class DVCLiveTracker(GeneralTracker):
         if self.live is None:
             from dvclive import Live
 
-            self.live = Live(
-                dir=self.dir, save_dvc_exp=False, report=None, resume=self._resume, **self.live_kwargs
-            )
+            settings = {"save_dvc_exp": False, "report": None, "dvcyaml": None, **self.live_kwargs}
+            self.live = Live(dir=self.dir, resume=self._resume, **settings)
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()
