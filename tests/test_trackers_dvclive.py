@@ -32,8 +32,11 @@ def plot_rows(folder: Path) -> list[tuple[str, int, float]]:
 
 
 def test_params_and_metrics_read_back_at_their_steps(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    repo = tmp_path / "repo"  # a git repository to run in: DVCLive would run `dvc init` on it
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    monkeypatch.chdir(repo)
     trainer = make_trainer(tmp_path / "run", report_to="dvclive", compute_metrics=lambda _: {"note": "fine"})
     with caplog.at_level(logging.WARNING, logger="lifecycle.integrations"):
         trainer.train()
@@ -50,7 +53,8 @@ def test_params_and_metrics_read_back_at_their_steps(
         expected_points(trainer.state.log_history)
     )
     assert sum("'eval/note'" in r.getMessage() for r in caplog.records) == 1  # text: one warning
-    assert not list(Path.cwd().glob("dvc.yaml")) and not list(tmp_path.rglob("dvc.yaml"))  # no DVC pipeline
+    assert sorted(p.name for p in repo.iterdir()) == [".git"]  # no .dvc nor dvc.yaml: left alone
+    assert not list(tmp_path.rglob("dvc.yaml"))
 
 
 def test_a_resumed_training_keeps_each_row_once(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """DVCLiveTracker: a DVCLive folder (``params.yaml``, ``metrics.json``, ``plots/metrics/<name>.tsv``).
 
-Local by nature: no DVC experiment is saved (``save_dvc_exp=False``) and no ``dvc.yaml`` written
+Local by nature: no DVC experiment is saved (``save_dvc_exp=False``), no ``dvc.yaml`` written
 (``dvcyaml=None``: DVCLive's default adds the run to the ``dvc.yaml`` at the root of the git
-repository it runs in; ``DVCLiveTracker(..., dvcyaml="dvc.yaml")`` asks for it). Each metric is
+repository it runs in), and that repository is left alone (DVCLive would run ``dvc init`` on it).
+``DVCLiveTracker(..., save_dvc_exp=True)`` or ``dvcyaml="dvc.yaml"`` asks for DVC's way. Each metric is
 logged at the training's ``global_step`` (``live.step``), not at a count of logs. A resumed training continues
 the folder (``resume=True``) after cutting, from each metric's plot, the rows a stopped process
 logged after its checkpoint: the plots hold each row once, as an uninterrupted run's do. Text is not
@@ -80,7 +81,9 @@ class DVCLiveTracker(GeneralTracker):
             from dvclive import Live
 
             settings = {"save_dvc_exp": False, "report": None, "dvcyaml": None, **self.live_kwargs}
-            self.live = Live(dir=self.dir, resume=self._resume, **settings)
+            uses_dvc = settings["save_dvc_exp"] or settings["dvcyaml"]
+            live = Live if uses_dvc else _without_dvc(Live)
+            self.live = live(dir=self.dir, resume=self._resume, **settings)
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()
@@ -102,6 +105,18 @@ class DVCLiveTracker(GeneralTracker):
             self.live.end()
             self.live = None
             self._resume = True  # an evaluation after training adds to this folder
+
+
+def _without_dvc(live: type[Any]) -> type[Any]:
+    """``Live`` leaving alone the git repository it runs in: DVCLive runs ``dvc init`` on it (and stages
+    the new files) to save experiments, which this tracker does not do. Overrides DVCLive's
+    ``_init_dvc``, keeping only the name of the ``dvc.yaml`` it would write."""
+
+    class LiveWithoutDVC(live):
+        def _init_dvc(self) -> None:
+            self._dvc_file = self._init_dvc_file()
+
+    return LiveWithoutDVC
 
 
 def _cut(plot: Path, step: int, at_step: int | None) -> None:
