@@ -14,10 +14,13 @@ from typing import Any
 from lifecycle.integrations.base import GeneralTracker, is_main_process, on_main_process
 from lifecycle.integrations.callback import TrackerCallback, tracker_name
 from lifecycle.integrations.comet import CometTracker
+from lifecycle.integrations.dvclive import DVCLiveTracker
 from lifecycle.integrations.jsonl import METRICS_FILE, JSONLTracker, read_jsonl
 from lifecycle.integrations.mlflow import MLflowTracker
 from lifecycle.integrations.registry import KNOWN_TRACKERS, KnownTracker, canonical_name, resolve_trackers
+from lifecycle.integrations.swanlab import SwanLabTracker
 from lifecycle.integrations.tensorboard import TensorBoardTracker
+from lifecycle.integrations.trackio import TrackioTracker
 from lifecycle.integrations.values import rewrite_names
 from lifecycle.integrations.wandb import WandBTracker
 
@@ -25,12 +28,15 @@ __all__ = [
     "KNOWN_TRACKERS",
     "METRICS_FILE",
     "CometTracker",
+    "DVCLiveTracker",
     "GeneralTracker",
     "JSONLTracker",
     "KnownTracker",
     "MLflowTracker",
+    "SwanLabTracker",
     "TensorBoardTracker",
     "TrackerCallback",
+    "TrackioTracker",
     "WandBTracker",
     "find_tracker",
     "is_main_process",

@@ -3,6 +3,9 @@
 A tracker names itself (``name``), says whether it needs a folder (``requires_logging_directory``),
 exposes the object of the library it wraps (``tracker``), and receives the run's configuration once
 (``store_init_configuration``), metrics as they come (``log``) and the end of the run (``finish``).
+A tracker whose runs can be continued names its run (``run_identity``) and reopens a named one
+(``continue_run``): the bridge keeps the names in each checkpoint, so a resumed training, or an
+evaluation after training, reports into the same run.
 A subclass written for Accelerate works here unchanged; see ``docs/trackers.md``.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["GeneralTracker", "is_main_process", "on_main_process"]
@@ -78,3 +81,12 @@ class GeneralTracker:
 
     def finish(self) -> None:
         """Close the run: flush, upload, release files."""
+
+    def run_identity(self) -> dict[str, Any] | None:
+        """JSON values naming this tracker's run, so a later process continues it; None: no identity
+        (or not started yet)."""
+        return None
+
+    def continue_run(self, identity: Mapping[str, Any]) -> None:
+        """Called before ``start``/``store_init_configuration`` in a resumed training (or an evaluate
+        after train in the same process): the next start opens the run ``identity`` names."""

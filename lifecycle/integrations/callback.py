@@ -6,18 +6,27 @@
 and so does the trainer when a run raises.
 
 Each tracker's calls run in order on a thread of its own (:class:`~lifecycle.integrations.worker.
-TrackerWorker`): training only queues them. A thread per tracker, not one for all, so that a tracker
-that hangs holds up no other until it is detached. A tracker that raises is disabled, one that hangs
-past its time limit is detached, one warning each, and training goes on with the others. Before a
-checkpoint is written and at the end, the callback waits for every queued call, so a checkpoint
-matches what the trackers hold and nothing logged is lost.
+TrackerWorker`): training only queues them, and waits only for the trackers to open (with Python's
+random numbers kept as they were, whatever a tracker library draws as it opens). A thread per
+tracker, not one for all, so that a tracker that hangs holds up no other until it is detached. A
+tracker that raises is disabled, one that hangs past its time limit is detached, one warning each,
+and training goes on with the others. Before a checkpoint is written and at the end, the callback
+waits for every queued call, so a checkpoint matches what the trackers hold and nothing logged is
+lost.
+
+The callback is stateful: each checkpoint keeps ``{tracker name: run identity}`` (what the trackers'
+``run_identity()`` returned). A training resumed from it hands each tracker its identity
+(``continue_run``) before the tracker opens, then ``rewind``: the run goes on where the checkpoint
+left it. An evaluation after training reopens the trackers on the runs training used; a new training
+(not resumed) starts new runs.
 """
 
 from __future__ import annotations
 
 import inspect
+import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lifecycle.callbacks import TrainerCallback
@@ -68,6 +77,10 @@ class TrackerCallback(TrainerCallback):
         self._skipped: set[str] = set()
         self._config: dict[str, Any] | None = None
         self._training = False
+        #: the run each tracker reports into, by tracker name (from ``run_identity()``)
+        self._identities: dict[str, dict[str, Any]] = {}
+        #: the identities of the checkpoint a training resumes from, until that training begins
+        self._restored: dict[str, dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"TrackerCallback({', '.join(map(tracker_name, self.trackers))})"
@@ -82,17 +95,35 @@ class TrackerCallback(TrainerCallback):
         """The trackers out of the run, by name: why (the call that raised, or the one that hung)."""
         return {w.name: w.reason for w in self._workers.values() if w.reason is not None}
 
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """``{tracker name: run identity}`` of the trackers that name their run."""
+        named = list(self._identities.items())  # one step: a detached tracker's thread may still add one
+        return {name: dict(identity) for name, identity in named}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The identities the resumed training's trackers continue (at its ``train_begin``)."""
+        if not isinstance(state, Mapping) or not all(
+            isinstance(name, str) and isinstance(identity, Mapping) for name, identity in state.items()
+        ):
+            raise ValueError(f"expected {{tracker name: {{run identity}}}}, got {state!r}")
+        self._restored = {name: dict(identity) for name, identity in state.items()}
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._config = run_config(args, model)
         self._training = True
+        self._identities, self._restored = self._restored or {}, None  # resumed: the same runs; else new
         for tracker in self._reporting(state):
+            if id(tracker) in self._open and tracker_name(tracker) in self._identities:
+                self._open.discard(id(tracker))  # opened by an evaluation before: reopen on the resumed run
+                self._worker(tracker).submit("finish", final=True)
+            self._continue(tracker)
             rewind = getattr(tracker, "rewind", None)
             if rewind is not None:  # training (re)starts at global_step: trackers drop anything later
                 history: dict[str, Any] = (
                     {"history": list(state.log_history)} if _takes_history(rewind) else {}
                 )
                 self._worker(tracker).submit("rewind", state.global_step, **history)
-            self._ensure_open(tracker)
+        self._open_all(state)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: Any = None, model: Any = None, **kwargs: Any
@@ -103,15 +134,19 @@ class TrackerCallback(TrainerCallback):
             self._config = run_config(args, model)
         values = loggable(logs, self._skipped)
         renamed = rewrite_names(values)
+        self._open_all(state)
         for tracker in self._reporting(state):
-            self._ensure_open(tracker)
             payload = renamed if getattr(tracker, "rewrite_metric_names", True) else values
             self._worker(tracker).submit("log", dict(payload), step=state.global_step)
         if not self._training:  # an evaluation on its own: its logs are in place when it returns
             self.flush(state)
 
     def on_to_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Before a checkpoint is written, the trackers hold everything logged so far."""
+        """Before a checkpoint is written, the trackers hold everything logged so far, and the
+        callback's state names the run of each."""
+        for tracker in self._reporting(state):
+            if id(tracker) in self._open:
+                self._ask_identity(tracker)
         self.flush(state)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -133,6 +168,7 @@ class TrackerCallback(TrainerCallback):
         for tracker in self._reporting(state):
             if id(tracker) in self._open:
                 self._open.discard(id(tracker))
+                self._ask_identity(tracker)  # kept: an evaluation after training reopens this run
                 worker = self._worker(tracker)
                 worker.submit("finish", final=True)
                 finishing.append(worker)
@@ -152,11 +188,45 @@ class TrackerCallback(TrainerCallback):
             self._workers[id(tracker)] = worker
         return worker
 
-    def _ensure_open(self, tracker: Any) -> None:
-        if id(tracker) in self._open:
+    def _continue(self, tracker: Any) -> None:
+        """Before ``tracker`` opens: the run it reported into, if it named one (``continue_run``)."""
+        identity = self._identities.get(tracker_name(tracker))
+        if identity is not None and id(tracker) not in self._open:
+            self._worker(tracker).submit("continue_run", dict(identity))
+
+    def _ask_identity(self, tracker: Any) -> None:
+        """Have ``tracker`` name its run (``run_identity()``, on its own thread) into ``_identities``."""
+        self._worker(tracker).submit("run_identity", reply=self._remember(tracker_name(tracker)))
+
+    def _remember(self, name: str) -> Callable[[Any], None]:
+        def remember(identity: Any) -> None:
+            if identity is not None:
+                self._identities[name] = dict(identity)
+
+        return remember
+
+    def _open_all(self, state: Any) -> None:
+        """Open the trackers not open yet (each on the run it reported into before, if any), hand them
+        the configuration, and wait until they are open. Python's random numbers stay as they were:
+        tracker libraries draw from ``random`` as they open (Comet does), and training must draw the
+        numbers it would draw without them, resumed or not."""
+        opening = [t for t in self._reporting(state) if id(t) not in self._open]
+        if not opening:
             return
-        self._open.add(id(tracker))
-        worker = self._worker(tracker)
-        worker.submit("start")
-        config = dict(self._config or {})
-        worker.submit("store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config)
+        numbers = random.getstate()
+        try:
+            for tracker in opening:
+                if not self._training:  # an evaluation: into the run training used, if there was one
+                    self._continue(tracker)
+                self._open.add(id(tracker))
+                worker = self._worker(tracker)
+                worker.submit("start")
+                config = dict(self._config or {})
+                worker.submit(
+                    "store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config
+                )
+                self._ask_identity(tracker)
+            for tracker in opening:
+                self._worker(tracker).flush()
+        finally:
+            random.setstate(numbers)

@@ -18,6 +18,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from lifecycle.integrations.limits import TimeLimits
@@ -46,6 +47,8 @@ class _Call(NamedTuple):
     kwargs: dict[str, Any]
     #: runs even once the tracker is disabled (its last chance to close its files)
     final: bool
+    #: receives what the call returned, on the worker's thread
+    reply: Callable[[Any], None] | None = None
 
 
 class TrackerWorker:
@@ -77,9 +80,17 @@ class TrackerWorker:
     def active(self) -> bool:
         return self.state is WorkerState.ACTIVE
 
-    def submit(self, method: str, *args: Any, final: bool = False, **kwargs: Any) -> None:
-        """Queue ``tracker.<method>(*args, **kwargs)``; waits only while the queue is full."""
-        call = _Call(method, args, kwargs, final)
+    def submit(
+        self,
+        method: str,
+        *args: Any,
+        final: bool = False,
+        reply: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Queue ``tracker.<method>(*args, **kwargs)``; waits only while the queue is full. ``reply``
+        receives the call's result once it has run (not if it raised, or the tracker lacks ``method``)."""
+        call = _Call(method, args, kwargs, final, reply)
         with self._cond:
             while not self._refuses(call):
                 if len(self._calls) < self.capacity:
@@ -199,7 +210,9 @@ class TrackerWorker:
         if method is None:
             return None
         try:
-            method(*call.args, **call.kwargs)
+            result = method(*call.args, **call.kwargs)
+            if call.reply is not None:
+                call.reply(result)
         except KeyboardInterrupt as exc:
             _thread.interrupt_main()  # a Ctrl-C stops training, wherever it surfaced
             return exc
