@@ -207,3 +207,5 @@ class TrackerCallback(TrainerCallback):
         config = dict(self._config or {})
         worker.submit("store_init_configuration", scalar_config(config) if wants_scalars(tracker) else config)
         self._ask_identity(tracker)
+        if getattr(tracker, "start_before_training", False):  # it measures training: let it begin first
+            worker.flush()

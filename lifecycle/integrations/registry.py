@@ -41,7 +41,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("mlflow", "mlflow", "mlflow", "mlflow:MLflowTracker"),
     KnownTracker("neptune", "neptune", "neptune"),
     KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
-    KnownTracker("codecarbon", "codecarbon", "codecarbon"),
+    KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
     KnownTracker("clearml", "clearml", "clearml"),
     KnownTracker("dagshub", "dagshub", "dagshub"),
     KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
