@@ -46,7 +46,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("dagshub", "dagshub", "dagshub"),
     KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
     KnownTracker("dvclive", "dvclive", "dvclive"),
-    KnownTracker("aim", "aim", "aim"),
+    KnownTracker("aim", "aim", "aim", "aim:AimTracker"),
     KnownTracker("swanlab", "swanlab", "swanlab"),
     KnownTracker("trackio", "trackio", "trackio"),
 )
