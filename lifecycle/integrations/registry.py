@@ -42,7 +42,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("neptune", "neptune", "neptune"),
     KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
     KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
-    KnownTracker("clearml", "clearml", "clearml"),
+    KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
     KnownTracker("dagshub", "dagshub", "dagshub"),
     KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
     KnownTracker("dvclive", "dvclive", "dvclive"),
