@@ -39,7 +39,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("comet_ml", "comet_ml", "comet", "comet:CometTracker", ("comet", "cometml")),
     KnownTracker("wandb", "wandb", "wandb", "wandb:WandBTracker", ("weights_and_biases",)),
     KnownTracker("mlflow", "mlflow", "mlflow", "mlflow:MLflowTracker"),
-    KnownTracker("neptune", "neptune", "neptune"),
+    KnownTracker("neptune", "neptune", "neptune", "neptune:NeptuneTracker"),
     KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
     KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
     KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
