@@ -40,7 +40,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("wandb", "wandb", "wandb", "wandb:WandBTracker", ("weights_and_biases",)),
     KnownTracker("mlflow", "mlflow", "mlflow", "mlflow:MLflowTracker"),
     KnownTracker("neptune", "neptune", "neptune", "neptune:NeptuneTracker"),
-    KnownTracker("azure_ml", "azureml.core", "azureml", aliases=("azureml",)),
+    KnownTracker("azure_ml", "azureml.core", "azureml", "azureml:AzureMLTracker", ("azureml",)),
     KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
     KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
     KnownTracker("dagshub", "dagshub", "dagshub"),
