@@ -43,7 +43,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("azure_ml", "azureml.core", "azureml", "azureml:AzureMLTracker", ("azureml",)),
     KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
     KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
-    KnownTracker("dagshub", "dagshub", "dagshub"),
+    KnownTracker("dagshub", "dagshub", "dagshub", "dagshub:DagsHubTracker"),
     KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
     KnownTracker("dvclive", "dvclive", "dvclive"),
     KnownTracker("aim", "aim", "aim", "aim:AimTracker"),
