@@ -44,7 +44,7 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("codecarbon", "codecarbon", "codecarbon", "codecarbon:CodeCarbonTracker"),
     KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
     KnownTracker("dagshub", "dagshub", "dagshub", "dagshub:DagsHubTracker"),
-    KnownTracker("flyte", "flytekit", "flyte", aliases=("flytekit",)),
+    KnownTracker("flyte", "flytekit", "flyte", "flyte:FlyteTracker", ("flytekit",)),
     KnownTracker("dvclive", "dvclive", "dvclive"),
     KnownTracker("aim", "aim", "aim", "aim:AimTracker"),
     KnownTracker("swanlab", "swanlab", "swanlab"),
