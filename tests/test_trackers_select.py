@@ -44,12 +44,16 @@ def test_all_takes_every_installed_tracker_that_is_set_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     builtin = {k.name for k in KNOWN_TRACKERS if k.adapter is not None and installed(k.module)}
-    # no Comet key nor offline mode asked, no MLflow tracking URI: those two are not set up
-    assert set(names("all", tmp_path)) == builtin - {"comet_ml", "mlflow"}
+    # no Comet key nor offline mode asked, no MLflow tracking URI, no ClearML setup, not in an Azure ML
+    # job nor a Flyte task: those are not set up
+    not_set_up = {"comet_ml", "mlflow", "clearml", "azure_ml", "dagshub", "flyte"}
+    assert set(names("all", tmp_path)) == builtin - not_set_up
     monkeypatch.setenv("COMET_MODE", "offline")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
-    assert set(names("all", tmp_path)) == builtin
-    assert set(names(["all", Recorder], tmp_path)) == builtin | {"recorder"}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://dagshub.com/owner/repo.mlflow")
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    monkeypatch.setenv("AZUREML_RUN_ID", "run-1")
+    assert set(names("all", tmp_path)) == builtin - {"flyte"}
+    assert set(names(["all", Recorder], tmp_path)) == builtin - {"flyte"} | {"recorder"}
 
 
 def test_accelerate_logger_type_names_work(tmp_path: Path) -> None:

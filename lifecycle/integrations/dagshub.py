@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlparse
 
 from lifecycle.args import ArgumentError
 from lifecycle.integrations.mlflow import MLflowTracker
@@ -55,7 +56,8 @@ class DagsHubTracker(MLflowTracker):
     @classmethod
     def configured(cls) -> bool:
         """Whether ``$MLFLOW_TRACKING_URI`` points at DagsHub; ``report_to="all"`` needs it."""
-        return "dagshub" in os.environ.get("MLFLOW_TRACKING_URI", "")
+        host = urlparse(os.environ.get("MLFLOW_TRACKING_URI", "")).hostname or ""
+        return host == "dagshub.com" or host.endswith(".dagshub.com")
 
     def start(self) -> None:
         if self.run is not None:
