@@ -3,15 +3,23 @@
 Where it writes is MLflow's own choice: ``$MLFLOW_TRACKING_URI`` (a server, ``sqlite:///...``, or
 ``file:...`` with ``MLFLOW_ALLOW_FILE_STORE=true``), else MLflow's default. The experiment is
 ``$MLFLOW_EXPERIMENT_NAME`` (created if missing) or ``Default``; ``$MLFLOW_RUN_ID`` continues a run.
+
+A resumed training continues the checkpoint's run. MLflow keeps every point logged, two at one step
+included, and cannot delete any: the points a stopped process logged after its checkpoint stay, and
+the resumed training does not log those (metric, step) points again, so each step is in the history
+once (the resumed training reproduces the same values; timings are the first process's).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
+from lifecycle.integrations.values import rewrite_names
 
 __all__ = ["MLflowTracker"]
 
@@ -33,6 +41,10 @@ class MLflowTracker(GeneralTracker):
         self.experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or "Default"
         self.client: Any = None
         self.run: Any = None
+        self._continue: str | None = None
+        self._rewind: tuple[int, Sequence[Mapping[str, Any]] | None] | None = None
+        #: (metric, step) points the run already holds from after the checkpoint: not logged again
+        self._logged: Counter[tuple[str, int]] = Counter()
 
     @classmethod
     def configured(cls) -> bool:
@@ -48,21 +60,55 @@ class MLflowTracker(GeneralTracker):
     def run_id(self) -> str:
         return str(self.run.info.run_id)
 
+    def run_identity(self) -> dict[str, Any] | None:
+        """``{"run_id": ...}``."""
+        return {"run_id": self.run_id} if self.run is not None else None
+
+    def continue_run(self, identity: Mapping[str, Any]) -> None:
+        """The next ``start`` reopens the run ``identity["run_id"]``."""
+        self._continue = str(identity["run_id"])
+
+    def rewind(self, step: int, history: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Training (re)starts at ``step``: the points of a continued run past it are not logged again."""
+        self._rewind = (step, history)
+
     def start(self) -> None:
         if self.run is not None:
             return
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(self.tracking_uri)
-        existing = os.environ.get("MLFLOW_RUN_ID")
+        existing, self._continue = self._continue or os.environ.get("MLFLOW_RUN_ID"), None
+        rewind, self._rewind = self._rewind, None
         if existing:
             self.run = self.client.get_run(existing)
+            if rewind is not None and rewind[0] > 0:
+                self._logged = self._logged_after(*rewind)
             return
         found = self.client.get_experiment_by_name(self.experiment)
         experiment_id = (
             found.experiment_id if found is not None else self.client.create_experiment(self.experiment)
         )
         self.run = self.client.create_run(experiment_id, run_name=self.run_name)
+
+    def _logged_after(
+        self, step: int, history: Sequence[Mapping[str, Any]] | None
+    ) -> Counter[tuple[str, int]]:
+        """The run's points past the checkpoint at ``step``: all those at later steps, and at ``step``
+        those beyond the ones ``history`` (the checkpoint's ``log_history``) holds."""
+        held: Counter[tuple[str, int]] = Counter()
+        for key in self.run.data.metrics:
+            held.update(
+                (key, m.step) for m in self.client.get_metric_history(self.run_id, key) if m.step >= step
+            )
+        if history is None:
+            return Counter({point: n for point, n in held.items() if point[1] > step})
+        before: Counter[tuple[str, int]] = Counter()
+        for entry in history:
+            if entry.get("step") == step:
+                numbers = {k: v for k, v in entry.items() if k != "step" and isinstance(v, (int, float))}
+                before.update((key, step) for key in rewrite_names(numbers))
+        return held - before
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -78,11 +124,21 @@ class MLflowTracker(GeneralTracker):
         self.start()
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items() if not isinstance(v, str)]
+        if self._logged:
+            metrics = [m for m in metrics if not self._held(m.key, m.step)]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
         for key, text in values.items():
             if isinstance(text, str):
                 self.client.log_text(self.run_id, text, f"text/{key}/step_{step or 0}.txt")
+
+    def _held(self, key: str, step: int) -> bool:
+        """Whether the run holds this point from before the resume (it is then counted off)."""
+        if self._logged[key, step] <= 0:
+            return False
+        self._logged[key, step] -= 1
+        self._logged += Counter()  # drops the points counted off: empty once all came again
+        return True
 
     def finish(self) -> None:
         if self.run is not None:

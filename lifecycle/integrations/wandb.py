@@ -2,6 +2,10 @@
 
 Offline (``WANDB_MODE=offline``, no API key, or the server out of reach) the run is kept under
 ``<dir>/wandb/offline-run-*``; ``wandb sync <folder>`` uploads it later.
+
+A resumed training continues the checkpoint's run (``id=`` with ``resume="allow"``). Offline, each
+process writes a folder of its own, ``offline-run-<time>-<id>``, all with the one run id: ``wandb sync``
+uploads them into that run in the order they started.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -51,6 +56,7 @@ class WandBTracker(GeneralTracker):
         self.dir = dir
         self.init_kwargs = init_kwargs
         self.run: Any = None
+        self._identity: dict[str, Any] | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> WandBTracker:
@@ -87,14 +93,30 @@ class WandBTracker(GeneralTracker):
         if self.dir is not None:
             os.makedirs(self.dir, exist_ok=True)
         settings = wandb.Settings(console="off", silent=True, x_disable_stats=True)
+        named, self._identity = self._identity or {}, None
+        kwargs = dict(self.init_kwargs)
+        if named.get("id"):
+            kwargs.update(id=named["id"], resume="allow")
+        if named.get("entity"):
+            kwargs["entity"] = named["entity"]
         self.run = wandb.init(
-            project=self.project,
+            project=named.get("project") or self.project,
             name=self.run_name,
             dir=self.dir,
             mode=self._mode(),  # type: ignore[arg-type]  # WANDB_MODE is passed through as given
             settings=settings,
-            **self.init_kwargs,
+            **kwargs,
         )
+
+    def run_identity(self) -> dict[str, Any] | None:
+        """The run's ``id``, ``project`` and ``entity`` (None when offline)."""
+        if self.run is None:
+            return None
+        return {"id": self.run.id, "project": self.run.project, "entity": self.run.entity or None}
+
+    def continue_run(self, identity: Mapping[str, Any]) -> None:
+        """The next ``start`` continues the run ``identity`` names (``resume="allow"``)."""
+        self._identity = dict(identity)
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()

@@ -1,9 +1,10 @@
 """Train the tiny model into ``OUTPUT_DIR`` (a checkpoint every 5 steps, the metrics log on), resuming
 from the newest checkpoint when there is one: ``trackers_killed_run.py OUTPUT_DIR [KILL_AT_STEP]``.
+``$REPORT_TO`` (comma-separated tracker names) picks the trackers; by default the metrics log alone.
 
 With ``KILL_AT_STEP``, the process kills itself with SIGKILL at the first log of that step, once the
 metrics log holds every line logged before it: what a killed run leaves behind. Started, with the
-checkout on ``PYTHONPATH``, by ``tests/test_trackers_jsonl.py``.
+checkout on ``PYTHONPATH``, by ``tests/test_trackers_jsonl.py`` and ``tests/test_trackers_mlflow.py``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ class Kill(TrainerCallback):
 if __name__ == "__main__":
     out = Path(sys.argv[1])
     kill = Kill(int(sys.argv[2])) if len(sys.argv) > 2 else None
+    report_to = os.environ.get("REPORT_TO")
     trainer = make_trainer(
-        out, save_strategy="steps", save_steps=5, callbacks=[kill] if kill is not None else []
+        out,
+        report_to=report_to.split(",") if report_to else None,
+        save_strategy="steps",
+        save_steps=5,
+        callbacks=[kill] if kill is not None else [],
     )
     if kill is not None:
         (kill.trackers,) = [cb for cb in trainer.callbacks if isinstance(cb, TrackerCallback)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -87,3 +88,9 @@ class Recorder(GeneralTracker):
 
     def points(self) -> dict[tuple[str, int], float]:
         return {(tag, step): v for step, row in self.rows for tag, v in row.items() if not isinstance(v, str)}
+
+
+def checkpoint_history(checkpoint: Path) -> list[dict[str, Any]]:
+    """The ``log_history`` a checkpoint holds: what a training resumed from it does not log again."""
+    history: list[dict[str, Any]] = json.loads((checkpoint / "trainer_state.json").read_text())["log_history"]
+    return history

@@ -54,3 +54,8 @@ def run_contents(path: Path) -> tuple[str, dict[str, Any], dict[tuple[str, int],
             step = items.pop("_step")
             history.update({(k, step): v for k, v in items.items() if not k.startswith("_")})
     return name, config, history
+
+
+def run_id(path: Path) -> str:
+    """The id of the run a run file belongs to."""
+    return next(r.run.run_id for r in records(path) if r.WhichOneof("record_type") == "run")
