@@ -3,7 +3,7 @@
 The project is ``$CLEARML_PROJECT`` (default ``lifecycle``), the task ``$CLEARML_TASK`` (default the run
 name). ``$CLEARML_OFFLINE_MODE=1``, or no ClearML setup at all (no ``CLEARML_API_ACCESS_KEY``, no
 ``clearml.conf``), keeps the task offline under ``~/.clearml/cache/offline/<task id>/``; ``clearml-task
-import-offline-session`` uploads it later. A resumed training continues the same task
+--import-offline-session <zip>`` uploads it later. A resumed training continues the same task
 (``continue_last_task``), its iterations unshifted: iteration = ``state.global_step``.
 """
 
