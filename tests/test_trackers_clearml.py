@@ -4,13 +4,19 @@ continues the same task at unshifted iterations."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.resume import Interrupt
+from tests.support.processes import SCRIPTS, child_env
+from tests.support.resume import TIMING, Interrupt
 from tests.support.trackers import expected_points, make_trainer, tag_of
 
 pytest.importorskip("clearml")
@@ -20,13 +26,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracker_env")]
 
 
 @pytest.fixture(autouse=True)
-def _offline(tracker_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Offline, with no reporting subprocess (which takes ~11 s to close)."""
+def _offline(tracker_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Offline, with no reporting subprocess (which takes ~11 s to close); afterwards, none of the
+    variables ClearML sets for the processes a task starts (a later task would take itself for one)."""
     config = tracker_env / "clearml.conf"
     config.write_text("sdk.development.report_use_subprocess: false\n")
     monkeypatch.setenv("CLEARML_CONFIG_FILE", str(config))
     monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
     monkeypatch.setenv("CLEARML_PROJECT", "lifecycle-check")
+    before = set(os.environ)
+    yield
+    for key in set(os.environ) - before:
+        del os.environ[key]
 
 
 def sessions(home: Path) -> list[Path]:
@@ -94,4 +105,43 @@ def test_a_resumed_training_continues_the_task_at_the_same_iterations(
     assert Counter((tag, step) for tag, step, _ in found) == reports(resumed.state.log_history)  # none twice
     assert {(tag, step): value for tag, step, value in found} == pytest.approx(
         expected_points(resumed.state.log_history)
+    )
+
+
+def test_what_a_stopped_process_reported_past_its_checkpoint_is_not_reported_again(
+    tracker_env: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    first = make_trainer(out, report_to="clearml", save_strategy="steps", save_steps=5)
+    first.train()  # reported to step 10, past checkpoint-5 (the epoch's evaluation at 5 included)
+    resumed = make_trainer(out, report_to="clearml", save_strategy="steps", save_steps=5)
+    resumed.train(resume_from_checkpoint=out / "checkpoint-5")
+
+    (session,) = sessions(tracker_env)
+    found = scalars(session)
+    assert Counter((tag, step) for tag, step, _ in found) == reports(resumed.state.log_history)
+    # every point is the first process's: timings and the resumed part's train_loss differ
+    assert {(tag, step): value for tag, step, value in found} == pytest.approx(
+        expected_points(first.state.log_history)
+    )
+
+
+def test_after_a_kill_the_resumed_training_reports_each_point_once(tracker_env: Path, tmp_path: Path) -> None:
+    def run(*kill_at: int) -> int:
+        script = [sys.executable, str(SCRIPTS / "trackers_killed_run.py"), str(out), *map(str, kill_at)]
+        return subprocess.run(script, env={**child_env(), "REPORT_TO": "clearml"}, timeout=300).returncode
+
+    out = tmp_path / "killed"
+    assert run(8) == -signal.SIGKILL  # after checkpoint-5, the evaluation at 5 and steps 6 and 8
+    assert run() == 0  # resumes from checkpoint-5, into the same task
+    clean = make_trainer(tmp_path / "clean", report_to="none", save_strategy="steps", save_steps=5)
+    clean.train()
+
+    (session,) = sessions(tracker_env)
+    found = scalars(session)
+    assert Counter((tag, step) for tag, step, _ in found) == reports(clean.state.log_history)
+    timing = tuple(name.strip("_") for name in TIMING)  # eval/runtime, train/train_samples_per_second...
+    untimed = {k: v for k, v in expected_points(clean.state.log_history).items() if not k[0].endswith(timing)}
+    assert {(tag, step): value for tag, step, value in found if not tag.endswith(timing)} == pytest.approx(
+        untimed
     )

@@ -143,7 +143,11 @@ class TrackerCallback(TrainerCallback):
         self.finish(state)
 
     def flush(self, state: Any) -> None:
-        """Wait until every tracker has run its queued calls (each within its time limit)."""
+        """Wait until every tracker has run its queued calls (each within its time limit), and an open
+        tracker with a ``flush()`` of its own has written out what its library buffers."""
+        for tracker in self._reporting(state):
+            if id(tracker) in self._open and callable(getattr(tracker, "flush", None)):
+                self._worker(tracker).submit("flush")
         for tracker in self._reporting(state):
             self._worker(tracker).flush()
 

@@ -9,13 +9,15 @@ name). ``$CLEARML_OFFLINE_MODE=1``, or no ClearML setup at all (no ``CLEARML_API
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
+from lifecycle.integrations.held import HeldPoints
 
 __all__ = ["ClearMLTracker"]
 
@@ -33,6 +35,16 @@ def _set_up() -> bool:
 
 def _offline_asked() -> bool:
     return os.environ.get("CLEARML_OFFLINE_MODE", "").strip().lower() in _TRUE
+
+
+def _graph(key: str) -> tuple[str, str]:
+    """``train/loss`` -> graph ``train``, series ``loss``; ``acc`` -> graph and series ``acc``."""
+    title, _, series = key.rpartition("/")
+    return (title, series) if title else (key, key)
+
+
+def _key(title: str, series: str) -> str:
+    return title if title == series else f"{title}/{series}"
 
 
 class ClearMLTracker(GeneralTracker):
@@ -56,6 +68,8 @@ class ClearMLTracker(GeneralTracker):
         self.task_id: str | None = None
         self.offline = False
         self._continue: str | None = None
+        self._rewind: tuple[int, Sequence[Mapping[str, Any]] | None] | None = None
+        self._held: HeldPoints | None = None
         self.task: Any = None
 
     @classmethod
@@ -75,6 +89,11 @@ class ClearMLTracker(GeneralTracker):
     def continue_run(self, identity: Mapping[str, Any]) -> None:
         """The next ``start`` continues the task ``identity`` names."""
         self._continue = str(identity["task_id"])
+
+    def rewind(self, step: int, history: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Training (re)starts at ``step``: a continued task's scalars past it are not reported again
+        (ClearML deletes none, and the resumed training reproduces them)."""
+        self._rewind = (step, history)
 
     def start(self) -> None:
         if self.task is not None:
@@ -97,9 +116,28 @@ class ClearMLTracker(GeneralTracker):
             "reuse_last_task_id": False,
         }
         self.task = Task.init(**{**settings, **self.init_kwargs})
-        if self._continue:
+        continued, self._continue = self._continue, None
+        rewind, self._rewind = self._rewind, None
+        if continued:
             self.task.set_initial_iteration(0)  # else ClearML shifts every iteration past the last one
+            if rewind is not None and rewind[0] > 0:
+                self._held = HeldPoints(self._reported(), *rewind)
         self.task_id = str(self.task.id)
+
+    def _reported(self) -> Iterator[tuple[str, int]]:
+        """Every scalar point the task holds, as ``(key, iteration)``."""
+        folder = self.task.get_offline_mode_folder() if self.offline else None
+        if folder is not None:
+            metrics = Path(folder) / "metrics.jsonl"
+            lines = metrics.read_text(encoding="utf-8").splitlines() if metrics.exists() else []
+            for line in lines:
+                for event in json.loads(line) if line.strip() else ():
+                    if event.get("type") == "training_stats_scalar":
+                        yield _key(event["metric"], event["variant"]), int(event["iter"])
+            return
+        for title, graphs in self.task.get_all_reported_scalars().items():
+            for series, points in graphs.items():
+                yield from ((_key(title, series), int(x)) for x in points["x"])
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()
@@ -109,11 +147,15 @@ class ClearMLTracker(GeneralTracker):
         self.start()
         report = self.task.get_logger()
         for key, value in values.items():
-            title, _, series = key.rpartition("/")
             if isinstance(value, str):
                 report.report_text(f"{key}: {value}", iteration=step, print_console=False)
-            else:
-                report.report_scalar(title or key, series, value, iteration=step or 0)
+            elif not (self._held and self._held.take(key, step or 0)):
+                report.report_scalar(*_graph(key), value, iteration=step or 0)
+
+    def flush(self) -> None:
+        """Write out the reports ClearML buffers (before a checkpoint, so a resume finds them)."""
+        if self.task is not None:
+            self.task.flush(wait_for_uploads=True)
 
     def finish(self) -> None:
         if self.task is not None:
