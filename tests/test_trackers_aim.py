@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lifecycle.integrations.values import run_config
+from tests.support.processes import SCRIPTS, child_env
+from tests.support.resume import TIMING
 from tests.support.trackers import expected_points, make_trainer
 
 aim = pytest.importorskip("aim")
@@ -67,3 +72,29 @@ def test_a_resumed_training_continues_the_same_run_each_step_once(tmp_path: Path
         steps = list(metric.data.items_list()[0])
         assert steps == sorted(set(steps)), metric.name
     assert points(run) == pytest.approx(expected_points(resumed.state.log_history))
+
+
+def test_after_a_kill_the_resumed_training_continues_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+
+    def run(*kill_at: int) -> int:
+        script = [sys.executable, str(SCRIPTS / "trackers_killed_run.py"), str(out), *map(str, kill_at)]
+        return subprocess.run(script, env={**child_env(), "REPORT_TO": "aim"}, timeout=300).returncode
+
+    assert run(8) == -signal.SIGKILL  # after checkpoint-5, the evaluation at 5 and steps 6 and 8
+    killed = read_run(out)
+    assert {s for m in killed.metrics() if m.name == "train/loss" for s in m.data.items_list()[0]} == {
+        2,
+        4,
+        6,
+        8,
+    }
+    assert run() == 0  # resumes from checkpoint-5: the run the killed process left locked is continued
+    clean = make_trainer(tmp_path / "clean", report_to="none", save_strategy="steps", save_steps=5)
+    clean.train()
+
+    run_after = read_run(out)
+    assert run_after.hash == killed.hash
+    timing = tuple(name.strip("_") for name in TIMING)
+    untimed = {k: v for k, v in expected_points(clean.state.log_history).items() if not k[0].endswith(timing)}
+    assert {k: v for k, v in points(run_after).items() if not k[0].endswith(timing)} == pytest.approx(untimed)
