@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support.resume import Interrupt
+from tests.support.side_by_side import train
 from tests.support.trackers import expected_points, make_trainer, tag_of
 
 pytest.importorskip("neptune")
@@ -95,3 +96,16 @@ def test_offline_a_resume_writes_a_new_run_holding_the_whole_training_once(tmp_p
     assert {k: v[-1] for k, v in points.items()} == pytest.approx(
         {k: v for k, v in expected_points(resumed.state.log_history).items() if k[0] != "train/epoch"}
     )
+
+
+def test_transformers_neptune_callback_cannot_run_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why this tracker is not compared side by side with transformers' ``NeptuneCallback``: offline,
+    the callback fetches ``sys/id``, which an offline run does not have, and training fails."""
+    integrations = pytest.importorskip("transformers.integrations")
+    from neptune.exceptions import MissingFieldException
+
+    monkeypatch.setenv("NEPTUNE_PROJECT", "workspace/project")
+    with pytest.raises(MissingFieldException, match="sys/id"):
+        train("transformers", tmp_path / "transformers", integrations.NeptuneCallback())
