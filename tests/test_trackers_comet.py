@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import SCRIPTS, child_env
-from tests.support.trackers import expected_points, tag_of
+from tests.support.trackers import checkpoint_history, expected_points, tag_of
 
 pytest.importorskip("comet_ml")
 
@@ -34,9 +34,9 @@ NO_NETWORK = _can_unshare()
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tracker_env")]  # each test trains in a process
 
 
-def run_training(out: Path) -> tuple[dict[str, Any], str]:
+def run_training(out: Path, *options: str) -> tuple[dict[str, Any], str]:
     """Train in a subprocess (with no network where ``unshare`` allows); its record and its stderr."""
-    command = [sys.executable, str(RUN), str(out)]
+    command = [sys.executable, str(RUN), str(out), *options]
     if NO_NETWORK:
         command = ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$0" "$@"', *command]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=child_env())
@@ -46,8 +46,40 @@ def run_training(out: Path) -> tuple[dict[str, Any], str]:
 
 def read_archive(folder: Path) -> list[dict[str, Any]]:
     (archive,) = folder.glob("*.zip")
+    return archive_messages(archive)
+
+
+def archive_messages(archive: Path) -> list[dict[str, Any]]:
     with zipfile.ZipFile(archive) as z:
         return [json.loads(line) for line in z.read("messages.json").decode().splitlines()]
+
+
+def archive_key(archive: Path) -> str:
+    """The key of the experiment an archive belongs to."""
+    with zipfile.ZipFile(archive) as z:
+        return str(json.loads(z.read("experiment.json"))["offline_id"])
+
+
+def test_a_resumed_training_and_a_later_evaluation_continue_the_experiment(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    record, _ = run_training(out, "resume")
+    archives = sorted((out / "comet").glob("*.zip"), key=lambda p: p.stat().st_mtime)
+    assert len(archives) == 3  # training, the resumed training, the evaluation after it: none overwritten
+    key = archive_key(archives[0])
+    assert [archive_key(a) for a in archives] == [key] * 3
+    assert all(a.name.startswith(f"{key}-") for a in archives)  # Comet's empty trial archives removed
+
+    def points(archive: Path) -> dict[tuple[str, int], float]:
+        metrics = [m["payload"]["metric"] for m in archive_messages(archive) if m["type"] == "metric_msg"]
+        return {
+            (m["metricName"], m["step"]): m["metricValue"]
+            for m in metrics
+            if m["metricName"] != "process duration"
+        }
+
+    logged_again = record["log_history"][len(checkpoint_history(out / "checkpoint-5")) :]
+    assert points(archives[1]) == pytest.approx(expected_points(logged_again))
+    assert points(archives[2])[("eval/loss", 10)] == pytest.approx(record["evaluation"]["eval_loss"])
 
 
 def test_offline_archive_holds_parameters_and_metrics_at_their_steps(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from lifecycle.integrations import (
     JSONLTracker,
     TensorBoardTracker,
     TrackerCallback,
+    WandBTracker,
     find_tracker,
     registry,
     tracker_callbacks,
@@ -41,18 +43,33 @@ def test_default_none_name_list_and_aliases(tmp_path: Path) -> None:
 
 
 def test_all_takes_every_installed_tracker_that_is_set_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     builtin = {k.name for k in KNOWN_TRACKERS if k.adapter is not None and installed(k.module)}
-    # no Comet key nor offline mode asked, no MLflow tracking URI, no ClearML setup, not in an Azure ML
-    # job nor a Flyte task: those are not set up
-    not_set_up = {"comet_ml", "mlflow", "clearml", "azure_ml", "dagshub", "flyte"}
-    assert set(names("all", tmp_path)) == builtin - not_set_up
+    # no key, offline mode nor tracking URI asked; no ClearML setup; not in an Azure ML job nor a Flyte task
+    not_set_up = {"comet_ml", "mlflow", "swanlab", "clearml", "azure_ml", "dagshub", "flyte"}
+    monkeypatch.delenv("WANDB_MODE")
+    if not WandBTracker.configured():  # no W&B key on this machine
+        not_set_up.add("wandb")
+    with caplog.at_level(logging.INFO, logger="lifecycle.integrations"):
+        chosen = names("all", tmp_path)
+    assert set(chosen) == builtin - not_set_up
+    (line,) = [r.getMessage() for r in caplog.records if "report_to" in r.getMessage()]
+    assert line.startswith(f'report_to="all" chose: {", ".join(chosen)}; left out: ')
+    for known in KNOWN_TRACKERS:
+        if known.name not in chosen:
+            assert f"{known.name} (" in line, known.name
+    assert "mlflow (not set up: MLFLOW_TRACKING_URI)" in line
+    if MISSING:
+        assert f"(not installed: torch-lifecycle[{MISSING[0].extra}])" in line
+
     monkeypatch.setenv("COMET_MODE", "offline")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://dagshub.com/owner/repo.mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://dagshub.com/owner/repo.mlflow")  # MLflow, DagsHub
+    monkeypatch.setenv("SWANLAB_MODE", "offline")
+    monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
     monkeypatch.setenv("AZUREML_RUN_ID", "run-1")
-    assert set(names("all", tmp_path)) == builtin - {"flyte"}
+    assert set(names("all", tmp_path)) == builtin - {"flyte"}  # a Flyte task is not to be had here
     assert set(names(["all", Recorder], tmp_path)) == builtin - {"flyte"} | {"recorder"}
 
 

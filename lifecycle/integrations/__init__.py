@@ -19,12 +19,15 @@ from lifecycle.integrations.clearml import ClearMLTracker
 from lifecycle.integrations.codecarbon import CodeCarbonTracker
 from lifecycle.integrations.comet import CometTracker
 from lifecycle.integrations.dagshub import DagsHubTracker
+from lifecycle.integrations.dvclive import DVCLiveTracker
 from lifecycle.integrations.flyte import FlyteTracker
 from lifecycle.integrations.jsonl import METRICS_FILE, JSONLTracker, read_jsonl
 from lifecycle.integrations.mlflow import MLflowTracker
 from lifecycle.integrations.neptune import NeptuneTracker
 from lifecycle.integrations.registry import KNOWN_TRACKERS, KnownTracker, canonical_name, resolve_trackers
+from lifecycle.integrations.swanlab import SwanLabTracker
 from lifecycle.integrations.tensorboard import TensorBoardTracker
+from lifecycle.integrations.trackio import TrackioTracker
 from lifecycle.integrations.values import rewrite_names
 from lifecycle.integrations.wandb import WandBTracker
 
@@ -36,6 +39,7 @@ __all__ = [
     "ClearMLTracker",
     "CodeCarbonTracker",
     "CometTracker",
+    "DVCLiveTracker",
     "DagsHubTracker",
     "FlyteTracker",
     "GeneralTracker",
@@ -43,8 +47,10 @@ __all__ = [
     "KnownTracker",
     "MLflowTracker",
     "NeptuneTracker",
+    "SwanLabTracker",
     "TensorBoardTracker",
     "TrackerCallback",
+    "TrackioTracker",
     "WandBTracker",
     "find_tracker",
     "is_main_process",

@@ -24,6 +24,8 @@ class AzureMLTracker(GeneralTracker):
     """The configuration as tags, metrics (numbers and strings) at their step."""
 
     name = "azure_ml"
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "an Azure ML job (AZUREML_RUN_ID)"
     requires_logging_directory = False
 
     def __init__(self, run_name: str | None = None, *, run: Any = None):

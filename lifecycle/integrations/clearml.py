@@ -52,6 +52,8 @@ class ClearMLTracker(GeneralTracker):
     strings as console text."""
 
     name = "clearml"
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "a ClearML configuration (clearml.conf, CLEARML_API_ACCESS_KEY) or CLEARML_OFFLINE_MODE=1"
     requires_logging_directory = False
 
     def __init__(

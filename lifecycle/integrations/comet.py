@@ -3,12 +3,21 @@
 Offline (``COMET_MODE=offline``, no API key, or the server out of reach) the experiment is written as
 a zip under ``$COMET_OFFLINE_DIRECTORY`` (default ``<output_dir>/comet``); ``comet upload <zip>``
 sends it later. Nothing here waits on the network for more than a few seconds.
+
+A resumed training, and an evaluation after training, continue the checkpoint's experiment (its key,
+``mode="get_or_create"``). Offline, each process writes an archive of its own, ``<key>-<suffix>.zip``
+(the suffix from the clock, not from ``random``, which training seeds: two processes would draw one
+name and the second archive would overwrite the first); ``comet upload`` appends each to the one
+experiment. An experiment is archived when it ends: a killed process leaves none.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
+import zipfile
+from collections.abc import Mapping
 from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
@@ -44,6 +53,8 @@ class CometTracker(GeneralTracker):
 
     name = "comet_ml"
     requires_logging_directory = False
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "COMET_API_KEY, ~/.comet.config, or COMET_MODE=offline"
 
     def __init__(
         self,
@@ -58,6 +69,8 @@ class CometTracker(GeneralTracker):
         self.project_name = project_name
         self.experiment_config = {**_QUIET, **experiment_config}
         self.experiment: Any = None
+        self._continue: dict[str, Any] | None = None
+        self._placeholder: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> CometTracker:
@@ -100,6 +113,20 @@ class CometTracker(GeneralTracker):
             self.experiment.end()
             self.experiment = self._begin(comet_ml, False)
 
+    def run_identity(self) -> dict[str, Any] | None:
+        """The experiment's ``experiment_key``, ``project_name`` and ``workspace``."""
+        if self.experiment is None:
+            return None
+        return {
+            "experiment_key": self.experiment.get_key(),
+            "project_name": self.experiment.project_name,
+            "workspace": self.experiment.workspace,
+        }
+
+    def continue_run(self, identity: Mapping[str, Any]) -> None:
+        """The next ``start`` continues the experiment ``identity["experiment_key"]`` names."""
+        self._continue = dict(identity)
+
     def _wants_online(self, config: Any) -> bool:
         mode = os.environ.get("COMET_MODE", "").lower()
         if mode == "offline":
@@ -118,12 +145,21 @@ class CometTracker(GeneralTracker):
         mode = os.environ.get(
             "COMET_MODE", ""
         ).lower()  # Hugging Face's values: continue an experiment or not
-        return comet_ml.start(
+        named = self._continue if mode != "create" else None
+        experiment = comet_ml.start(
             online=online,
-            mode=mode if mode in ("get", "create", "get_or_create") else None,
-            project_name=self.project_name,
+            mode="get_or_create" if named else mode if mode in ("get", "create", "get_or_create") else None,
+            experiment_key=named["experiment_key"] if named else None,
+            project_name=(named or {}).get("project_name") or self.project_name,
+            workspace=(named or {}).get("workspace"),
             experiment_config=settings,
         )
+        drawn = getattr(experiment, "offline_archive_name_suffix", None)
+        if not online and drawn is not None:  # the archive's name: unique per process, in the order they ran
+            experiment.offline_archive_name_suffix = f"{time.time_ns():x}"
+            # Comet wrote an empty archive under the drawn name to try the folder: removed at the end
+            self._placeholder = os.path.join(experiment.offline_directory, f"{experiment.id}-{drawn}.zip")
+        return experiment
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         self.start()
@@ -144,3 +180,18 @@ class CometTracker(GeneralTracker):
         if self.experiment is not None:
             self.experiment.end()
             self.experiment = None
+            self._continue = None
+        if self._placeholder is not None:
+            _remove_if_empty(self._placeholder)
+            self._placeholder = None
+
+
+def _remove_if_empty(archive: str) -> None:
+    """Remove ``archive`` if it is a zip with nothing in it."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            empty = not z.namelist()
+        if empty:
+            os.remove(archive)
+    except (OSError, zipfile.BadZipFile):
+        pass

@@ -27,6 +27,8 @@ class DagsHubTracker(MLflowTracker):
     """As :class:`MLflowTracker`, and ``output_dir`` uploaded at the end if asked."""
 
     name = "dagshub"
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "MLFLOW_TRACKING_URI at a DagsHub server"
 
     def __init__(
         self,

@@ -31,6 +31,8 @@ class FlyteTracker(GeneralTracker):
     """Collects the logs; at ``finish`` adds them, and the configuration, as decks of the task."""
 
     name = "flyte"
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "a Flyte task to run in"
     requires_logging_directory = False
     rewrite_metric_names = False  # the table shows the logs as logged, as ``state.log_history`` does
 

@@ -32,6 +32,8 @@ class MLflowTracker(GeneralTracker):
 
     name = "mlflow"
     requires_logging_directory = False
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "MLFLOW_TRACKING_URI"
 
     def __init__(
         self, run_name: str | None = None, *, tracking_uri: str | None = None, experiment: str | None = None

@@ -33,6 +33,8 @@ class NeptuneTracker(GeneralTracker):
     """Arguments as ``<base>/trainer_parameters``, metrics as series ``<base>/<group>/<name>``."""
 
     name = "neptune"
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "NEPTUNE_API_TOKEN or NEPTUNE_MODE"
     requires_logging_directory = False
 
     def __init__(

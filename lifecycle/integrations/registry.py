@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.util
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +14,8 @@ import attrs
 from lifecycle.args import ArgumentError
 
 __all__ = ["KNOWN_TRACKERS", "KnownTracker", "canonical_name", "installed", "resolve_trackers"]
+
+logger = logging.getLogger("lifecycle.integrations")
 
 
 @attrs.frozen
@@ -45,10 +48,10 @@ KNOWN_TRACKERS: tuple[KnownTracker, ...] = (
     KnownTracker("clearml", "clearml", "clearml", "clearml:ClearMLTracker"),
     KnownTracker("dagshub", "dagshub", "dagshub", "dagshub:DagsHubTracker"),
     KnownTracker("flyte", "flytekit", "flyte", "flyte:FlyteTracker", ("flytekit",)),
-    KnownTracker("dvclive", "dvclive", "dvclive"),
+    KnownTracker("dvclive", "dvclive", "dvclive", "dvclive:DVCLiveTracker"),
     KnownTracker("aim", "aim", "aim", "aim:AimTracker"),
-    KnownTracker("swanlab", "swanlab", "swanlab"),
-    KnownTracker("trackio", "trackio", "trackio"),
+    KnownTracker("swanlab", "swanlab", "swanlab", "swanlab:SwanLabTracker"),
+    KnownTracker("trackio", "trackio", "trackio", "trackio:TrackioTracker"),
 )
 
 _BY_NAME = {alias: t for t in KNOWN_TRACKERS for alias in (t.name, *t.aliases)}
@@ -95,14 +98,25 @@ def _from_name(name: str, args: Any) -> Any:
 
 
 def _everything(args: Any) -> list[Any]:
-    """``report_to="all"``: every built-in tracker that is installed and set up."""
-    found = []
+    """``report_to="all"``: every built-in tracker that is installed and set up; one log line says
+    which were chosen and why each other known tracker was left out."""
+    found, left_out = [], []
     for known in KNOWN_TRACKERS:
-        if known.adapter is None or not installed(known.module):
-            continue
-        cls = known.adapter_class()
-        if getattr(cls, "configured", lambda: True)():
+        if not installed(known.module):
+            left_out.append(f"{known.name} (not installed: torch-lifecycle[{known.extra}])")
+        elif known.adapter is None:
+            left_out.append(f"{known.name} (no built-in adapter)")
+        elif not getattr(cls := known.adapter_class(), "configured", lambda: True)():
+            left_out.append(
+                f"{known.name} (not set up: {getattr(cls, 'needs_setup', 'see docs/trackers.md')})"
+            )
+        else:
             found.append(cls.from_args(args))
+    logger.info(
+        'report_to="all" chose: %s; left out: %s',
+        ", ".join(t.name for t in found) or "none",
+        "; ".join(left_out) or "none",
+    )
     return found
 
 

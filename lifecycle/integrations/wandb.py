@@ -42,6 +42,8 @@ class WandBTracker(GeneralTracker):
 
     name = "wandb"
     requires_logging_directory = False
+    #: what ``report_to="all"`` needs set before it takes this tracker
+    needs_setup = "WANDB_API_KEY, a key in ~/.netrc, or WANDB_MODE"
 
     def __init__(
         self,
