@@ -4,6 +4,7 @@ continues the same task at unshifted iterations."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -144,4 +145,21 @@ def test_after_a_kill_the_resumed_training_reports_each_point_once(tracker_env: 
     untimed = {k: v for k, v in expected_points(clean.state.log_history).items() if not k[0].endswith(timing)}
     assert {(tag, step): value for tag, step, value in found if not tag.endswith(timing)} == pytest.approx(
         untimed
+    )
+
+
+def test_a_server_out_of_reach_keeps_the_task_offline(
+    tracker_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("CLEARML_OFFLINE_MODE")
+    monkeypatch.setenv("CLEARML_API_HOST", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "secret")
+    trainer = make_trainer(tmp_path / "run", report_to="clearml")
+    with caplog.at_level(logging.WARNING, logger="lifecycle.integrations"):
+        trainer.train()
+    assert "http://127.0.0.1:9 did not answer" in caplog.text
+    (session,) = sessions(tracker_env)
+    assert {(tag, step) for tag, step, _ in scalars(session)} == set(
+        expected_points(trainer.state.log_history)
     )

@@ -1,8 +1,9 @@
-"""ClearMLTracker: one ClearML task, online where ClearML is set up, else an offline session.
+"""ClearMLTracker: one ClearML task, online where ClearML is set up and answers, else offline.
 
 The project is ``$CLEARML_PROJECT`` (default ``lifecycle``), the task ``$CLEARML_TASK`` (default the run
-name). ``$CLEARML_OFFLINE_MODE=1``, or no ClearML setup at all (no ``CLEARML_API_ACCESS_KEY``, no
-``clearml.conf``), keeps the task offline under ``~/.clearml/cache/offline/<task id>/``; ``clearml-task
+name). The task is offline, under ``~/.clearml/cache/offline/<task id>/``, with
+``$CLEARML_OFFLINE_MODE=1``, without any ClearML setup (no ``CLEARML_API_ACCESS_KEY``, no
+``clearml.conf``), or when the server does not answer within 3 s; ``clearml-task
 --import-offline-session <zip>`` uploads it later. A resumed training continues the same task
 (``continue_last_task``), its iterations unshifted: iteration = ``state.global_step``.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
 from lifecycle.integrations.held import HeldPoints
+from lifecycle.integrations.network import PROBE_SECONDS, reachable
 
 __all__ = ["ClearMLTracker"]
 
@@ -102,11 +104,7 @@ class ClearMLTracker(GeneralTracker):
             return
         from clearml import Task
 
-        self.offline = _offline_asked() or not _set_up()
-        if self.offline and not _offline_asked():
-            logger.warning(
-                "clearml is not set up (no clearml.conf, no CLEARML_API_ACCESS_KEY): the task is offline"
-            )
+        self.offline = self._offline()
         Task.set_offline(self.offline)
         settings: dict[str, Any] = {
             "project_name": self.project,
@@ -125,6 +123,26 @@ class ClearMLTracker(GeneralTracker):
             if rewind is not None and rewind[0] > 0:
                 self._held = HeldPoints(self._reported(), *rewind)
         self.task_id = str(self.task.id)
+
+    @staticmethod
+    def _offline() -> bool:
+        """Offline if asked, if ClearML is not set up, or if its server does not answer (a warning each)."""
+        if _offline_asked():
+            return True
+        if not _set_up():
+            logger.warning(
+                "clearml is not set up (no clearml.conf, no CLEARML_API_ACCESS_KEY): the task is offline"
+            )
+            return True
+        from clearml.backend_api import Session
+
+        server = Session.get_api_server_host()
+        if not reachable(server):
+            logger.warning(
+                "clearml: %s did not answer within %g s: the task is offline", server, PROBE_SECONDS
+            )
+            return True
+        return False
 
     def _reported(self) -> Iterator[tuple[str, int]]:
         """Every scalar point the task holds, as ``(key, iteration)``."""
