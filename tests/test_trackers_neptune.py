@@ -3,7 +3,9 @@ cannot be continued (Neptune looks runs up on its server), so a resume writes a 
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -109,3 +111,19 @@ def test_transformers_neptune_callback_cannot_run_offline(
     monkeypatch.setenv("NEPTUNE_PROJECT", "workspace/project")
     with pytest.raises(MissingFieldException, match="sys/id"):
         train("transformers", tmp_path / "transformers", integrations.NeptuneCallback())
+
+
+def test_a_server_out_of_reach_keeps_the_run_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = "http://127.0.0.1:9"  # nothing listens there
+    token = {"api_address": server, "api_url": server, "api_key": "key"}
+    monkeypatch.setenv("NEPTUNE_API_TOKEN", base64.b64encode(json.dumps(token).encode()).decode())
+    monkeypatch.setenv("NEPTUNE_PROJECT", "workspace/project")
+    monkeypatch.delenv("NEPTUNE_MODE")
+    trainer = make_trainer(tmp_path / "run", report_to="neptune")
+    with caplog.at_level(logging.WARNING, logger="lifecycle.integrations"):
+        trainer.train()
+    assert f"{server} did not answer" in caplog.text
+    (ops,) = runs(tmp_path)
+    assert ("train/loss", 10) in fields(ops)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
+from lifecycle.integrations.network import PROBE_SECONDS, reachable
 from lifecycle.integrations.values import loggable, rewrite_names
 
 __all__ = ["NeptuneTracker"]
@@ -67,12 +68,23 @@ class NeptuneTracker(GeneralTracker):
         return self.run
 
     def _mode(self) -> str:
+        """``$NEPTUNE_MODE`` (or ``mode=``) as given; else online (async) when a token is set and
+        Neptune's server answers within 3 s, offline otherwise (a warning says why)."""
         mode = os.environ.get("NEPTUNE_MODE") or self.init_kwargs.get("mode")
         if mode:
             return str(mode)
         if not self.api_token:
             logger.warning(
                 "neptune: no NEPTUNE_API_TOKEN, so the run is offline (upload it with `neptune sync`)"
+            )
+            return "offline"
+        from neptune.internal.credentials import Credentials
+
+        credentials = Credentials.from_token(self.api_token)
+        server = credentials.api_url_opt or credentials.token_origin_address
+        if not reachable(server):
+            logger.warning(
+                "neptune: %s did not answer within %g s, so the run is offline", server, PROBE_SECONDS
             )
             return "offline"
         return "async"
@@ -86,9 +98,9 @@ class NeptuneTracker(GeneralTracker):
         self._continue = str(identity["with_id"])
 
     def rewind(self, step: int, history: Sequence[Mapping[str, Any]] | None = None) -> None:
-        """A resume into a new run (offline, or nothing to continue) writes the logs up to ``step`` again."""
-        if step > 0 and self._continue is None and history:
-            self._replay = [entry for entry in history if entry.get("step", 0) <= step]
+        """Training (re)starts at ``step``: a new run (offline, or nothing to continue) gets the logs up
+        to there again, so it holds the whole training."""
+        self._replay = [entry for entry in history or () if 0 < entry.get("step", 0) <= step]
 
     def start(self) -> None:
         if self.run is not None:
@@ -96,8 +108,13 @@ class NeptuneTracker(GeneralTracker):
         import neptune
 
         mode = self._mode()
+        offline = mode in ("offline", "debug")
+        continued, self._continue = self._continue, None
+        if continued is not None and offline:
+            logger.warning("neptune: run %s cannot be continued offline; this is a new run", continued)
+            continued = None
         settings: dict[str, Any] = {
-            "project": self.project or (_OFFLINE_PROJECT if mode in ("offline", "debug") else None),
+            "project": self.project or (_OFFLINE_PROJECT if offline else None),
             "api_token": self.api_token,
             "name": self.run_name,
             "mode": mode,
@@ -106,12 +123,12 @@ class NeptuneTracker(GeneralTracker):
             "capture_hardware_metrics": False,
             "capture_traceback": False,
         }
-        if self._continue is not None:
-            settings["with_id"] = self._continue
+        if continued is not None:
+            settings["with_id"] = continued
         self.run = neptune.init_run(**{**settings, **self.init_kwargs})
-        if mode not in ("offline", "debug"):  # offline ids name nothing Neptune could look up later
+        if not offline:  # offline ids name nothing Neptune could look up later
             self.run_id = str(self.run["sys/id"].fetch())
-        replay, self._replay = self._replay, []
+        replay, self._replay = ([] if continued else self._replay), []
         for entry in replay:
             values = loggable({k: v for k, v in entry.items() if k != "step"}, set())
             self.log(rewrite_names(values), step=entry.get("step"))
