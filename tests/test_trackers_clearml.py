@@ -163,3 +163,11 @@ def test_a_server_out_of_reach_keeps_the_task_offline(
     assert {(tag, step) for tag, step, _ in scalars(session)} == set(
         expected_points(trainer.state.log_history)
     )
+
+
+def test_an_evaluation_after_training_reports_into_the_same_task(tracker_env: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path / "run", report_to="clearml")
+    trainer.train()
+    metrics = trainer.evaluate(metric_key_prefix="test")
+    (session,) = sessions(tracker_env)
+    assert ("test/loss", 10, pytest.approx(metrics["test_loss"])) in scalars(session)
