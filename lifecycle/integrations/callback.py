@@ -88,7 +88,8 @@ class TrackerCallback(TrainerCallback):
 
     def state_dict(self) -> dict[str, dict[str, Any]]:
         """``{tracker name: run identity}`` of the trackers that name their run."""
-        return {name: dict(identity) for name, identity in self._identities.items()}
+        named = list(self._identities.items())  # one step: a detached tracker's thread may still add one
+        return {name: dict(identity) for name, identity in named}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """The identities the resumed training's trackers continue (at its ``train_begin``)."""
