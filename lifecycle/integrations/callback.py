@@ -16,11 +16,13 @@ matches what the trackers hold and nothing logged is lost.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lifecycle.callbacks import TrainerCallback
+from lifecycle.checkpoint.folder import PREFIX
 from lifecycle.integrations.base import is_main_process
 from lifecycle.integrations.limits import TimeLimits
 from lifecycle.integrations.values import loggable, rewrite_names, run_config, scalar_config, wants_scalars
@@ -139,6 +141,14 @@ class TrackerCallback(TrainerCallback):
             if id(tracker) in self._open:
                 self._ask_identity(tracker)
         self.flush(state)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Once a checkpoint is written, trackers with ``save_checkpoint(folder)`` get its folder (to
+        upload or copy; done before the next checkpoint is written, so rotation cannot remove it first)."""
+        folder = os.path.join(args.output_dir, f"{PREFIX}{state.global_step}")
+        for tracker in self._reporting(state):
+            if id(tracker) in self._open and callable(getattr(tracker, "save_checkpoint", None)):
+                self._worker(tracker).submit("save_checkpoint", folder)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.finish(state)

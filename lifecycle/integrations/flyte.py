@@ -3,7 +3,10 @@
 Works only inside a Flyte task (``@task(enable_deck=True)``, run locally or on a cluster): at
 ``train_end`` it adds the deck "Log History", a table of every log (as ``state.log_history``, the
 same table transformers' ``FlyteCallback`` adds), and the deck "Configuration". Flyte writes the decks
-into the task's ``deck.html``. A resumed training's table starts with the logs up to its checkpoint.
+into the task's ``deck.html``. Each checkpoint is copied into the task's Flyte checkpoint
+(``sync_checkpoints=False``: not), so a retried task resumes from
+``trainer.train(resume_from_checkpoint=current_context().checkpoint.restore())``. A resumed training's
+table starts with the logs up to its checkpoint.
 Needs ``flytekitplugins-deck-standard`` and ``pandas`` (extra ``flyte``).
 """
 
@@ -36,7 +39,9 @@ class FlyteTracker(GeneralTracker):
     requires_logging_directory = False
     rewrite_metric_names = False  # the table shows the logs as logged, as ``state.log_history`` does
 
-    def __init__(self, run_name: str | None = None, *, deck: str = "Log History"):
+    def __init__(
+        self, run_name: str | None = None, *, deck: str = "Log History", sync_checkpoints: bool = True
+    ):
         if not in_flyte_task():
             raise ArgumentError(
                 "TrainingArguments.report_to: 'flyte' works only inside a Flyte task "
@@ -44,6 +49,7 @@ class FlyteTracker(GeneralTracker):
             )
         self.run_name = run_name
         self.deck = deck
+        self.sync_checkpoints = sync_checkpoints
         # the task's context: Flyte keeps it in a context variable, which the tracker's thread lacks
         self._task = contextvars.copy_context()
         self.rows: list[dict[str, Any]] = []
@@ -70,6 +76,12 @@ class FlyteTracker(GeneralTracker):
 
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
         self.rows.append({**values, "step": step})
+
+    def save_checkpoint(self, folder: str) -> None:
+        """Copy each checkpoint into the task's Flyte checkpoint, as transformers' ``FlyteCallback`` does
+        (a retried task gets it back from ``current_context().checkpoint.restore()``)."""
+        if self.sync_checkpoints:
+            self.tracker.checkpoint.save(folder)
 
     def finish(self) -> None:
         if self.rows or self.config:
