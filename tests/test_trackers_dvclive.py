@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import csv
 import logging
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import SCRIPTS, child_env
 from tests.support.trackers import expected_points, make_trainer
 
 serialize = pytest.importorskip("dvclive.serialize")
@@ -65,3 +69,30 @@ def test_a_resumed_training_keeps_each_row_once(tmp_path: Path) -> None:
     metrics = resumed.evaluate()  # after training: added to the same folder
     evaluations = [(step, v) for name, step, v in plot_rows(out / "dvclive") if name == "eval/loss"]
     assert evaluations[-1] == (10, pytest.approx(metrics["eval_loss"])) and len(evaluations) == 3
+
+
+@pytest.mark.slow
+def test_after_a_kill_the_resumed_training_leaves_each_row_once(tmp_path: Path) -> None:
+    def run(folder: Path, *kill_at: int) -> int:
+        script = [sys.executable, str(SCRIPTS / "trackers_killed_run.py"), str(folder), *map(str, kill_at)]
+        done = subprocess.run(script, env=child_env(REPORT_TO="dvclive"), capture_output=True, timeout=120)
+        return done.returncode
+
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert run(clean) == 0
+    assert run(killed, 8) == -signal.SIGKILL
+    left = plot_rows(killed / "dvclive")
+    assert [step for name, step, _ in left if name == "train/loss"] == [
+        2,
+        4,
+        6,
+        8,
+    ]  # 6, 8: after checkpoint-5
+    assert run(killed) == 0
+
+    rows, expected = plot_rows(killed / "dvclive"), plot_rows(clean / "dvclive")
+    assert [(name, step) for name, step, _ in rows] == [(name, step) for name, step, _ in expected]
+    timing = ("runtime", "per_second")
+    assert [v for n, _, v in rows if not n.endswith(timing)] == pytest.approx(
+        [v for n, _, v in expected if not n.endswith(timing)]
+    )

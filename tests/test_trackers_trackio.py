@@ -3,7 +3,9 @@ continues the run with each log once."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +19,7 @@ from tests.support.trackers import expected_points, make_trainer
 # Trackio reads $TRACKIO_DIR once, when imported: a folder of this session's, and a project per test
 if "trackio" not in sys.modules:
     os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="lifecycle-trackio-")
+    atexit.register(shutil.rmtree, os.environ["TRACKIO_DIR"], ignore_errors=True)
 storage = pytest.importorskip("trackio.sqlite_storage")
 
 pytestmark = pytest.mark.usefixtures("tracker_env")
