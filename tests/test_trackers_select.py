@@ -46,7 +46,8 @@ def test_all_takes_every_installed_tracker_that_is_set_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     builtin = {k.name for k in KNOWN_TRACKERS if k.adapter is not None and installed(k.module)}
-    not_set_up = {"comet_ml", "mlflow", "swanlab"}  # no key, offline mode nor tracking URI asked
+    # no key, offline mode nor tracking URI asked; no ClearML setup; not in an Azure ML job nor a Flyte task
+    not_set_up = {"comet_ml", "mlflow", "swanlab", "clearml", "azure_ml", "dagshub", "flyte"}
     monkeypatch.delenv("WANDB_MODE")
     if not WandBTracker.configured():  # no W&B key on this machine
         not_set_up.add("wandb")
@@ -63,11 +64,13 @@ def test_all_takes_every_installed_tracker_that_is_set_up(
         assert f"(not installed: torch-lifecycle[{MISSING[0].extra}])" in line
 
     monkeypatch.setenv("COMET_MODE", "offline")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://dagshub.com/owner/repo.mlflow")  # MLflow, DagsHub
     monkeypatch.setenv("SWANLAB_MODE", "offline")
     monkeypatch.setenv("WANDB_MODE", "offline")
-    assert set(names("all", tmp_path)) == builtin
-    assert set(names(["all", Recorder], tmp_path)) == builtin | {"recorder"}
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    monkeypatch.setenv("AZUREML_RUN_ID", "run-1")
+    assert set(names("all", tmp_path)) == builtin - {"flyte"}  # a Flyte task is not to be had here
+    assert set(names(["all", Recorder], tmp_path)) == builtin - {"flyte"} | {"recorder"}
 
 
 def test_accelerate_logger_type_names_work(tmp_path: Path) -> None:

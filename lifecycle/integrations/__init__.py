@@ -11,12 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from lifecycle.integrations.aim import AimTracker
+from lifecycle.integrations.azureml import AzureMLTracker
 from lifecycle.integrations.base import GeneralTracker, is_main_process, on_main_process
 from lifecycle.integrations.callback import TrackerCallback, tracker_name
+from lifecycle.integrations.clearml import ClearMLTracker
+from lifecycle.integrations.codecarbon import CodeCarbonTracker
 from lifecycle.integrations.comet import CometTracker
+from lifecycle.integrations.dagshub import DagsHubTracker
 from lifecycle.integrations.dvclive import DVCLiveTracker
+from lifecycle.integrations.flyte import FlyteTracker
 from lifecycle.integrations.jsonl import METRICS_FILE, JSONLTracker, read_jsonl
 from lifecycle.integrations.mlflow import MLflowTracker
+from lifecycle.integrations.neptune import NeptuneTracker
 from lifecycle.integrations.registry import KNOWN_TRACKERS, KnownTracker, canonical_name, resolve_trackers
 from lifecycle.integrations.swanlab import SwanLabTracker
 from lifecycle.integrations.tensorboard import TensorBoardTracker
@@ -27,12 +34,19 @@ from lifecycle.integrations.wandb import WandBTracker
 __all__ = [
     "KNOWN_TRACKERS",
     "METRICS_FILE",
+    "AimTracker",
+    "AzureMLTracker",
+    "ClearMLTracker",
+    "CodeCarbonTracker",
     "CometTracker",
     "DVCLiveTracker",
+    "DagsHubTracker",
+    "FlyteTracker",
     "GeneralTracker",
     "JSONLTracker",
     "KnownTracker",
     "MLflowTracker",
+    "NeptuneTracker",
     "SwanLabTracker",
     "TensorBoardTracker",
     "TrackerCallback",

@@ -24,12 +24,14 @@ left it. An evaluation after training reopens the trackers on the runs training 
 from __future__ import annotations
 
 import inspect
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lifecycle.callbacks import TrainerCallback
+from lifecycle.checkpoint.folder import PREFIX
 from lifecycle.integrations.base import is_main_process
 from lifecycle.integrations.limits import TimeLimits
 from lifecycle.integrations.values import loggable, rewrite_names, run_config, scalar_config, wants_scalars
@@ -149,11 +151,23 @@ class TrackerCallback(TrainerCallback):
                 self._ask_identity(tracker)
         self.flush(state)
 
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Once a checkpoint is written, trackers with ``save_checkpoint(folder)`` get its folder (to
+        upload or copy; done before the next checkpoint is written, so rotation cannot remove it first)."""
+        folder = os.path.join(args.output_dir, f"{PREFIX}{state.global_step}")
+        for tracker in self._reporting(state):
+            if id(tracker) in self._open and callable(getattr(tracker, "save_checkpoint", None)):
+                self._worker(tracker).submit("save_checkpoint", folder)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.finish(state)
 
     def flush(self, state: Any) -> None:
-        """Wait until every tracker has run its queued calls (each within its time limit)."""
+        """Wait until every tracker has run its queued calls (each within its time limit), and an open
+        tracker with a ``flush()`` of its own has written out what its library buffers."""
+        for tracker in self._reporting(state):
+            if id(tracker) in self._open and callable(getattr(tracker, "flush", None)):
+                self._worker(tracker).submit("flush")
         for tracker in self._reporting(state):
             self._worker(tracker).flush()
 

@@ -10,8 +10,8 @@ __all__ = ["FINISH_TIMEOUT_ENV", "TIMEOUT_ENV", "TimeLimits"]
 
 #: seconds a tracker's ``log`` may take (and its configuration, and ``rewind``)
 TIMEOUT_ENV = "LIFECYCLE_TRACKER_TIMEOUT"
-#: seconds a tracker's ``start`` may take (it imports its library, may connect), and its ``finish``
-#: together with the calls still queued before it
+#: seconds a tracker's ``start`` may take (it imports its library, may connect), a ``save_checkpoint``
+#: (it copies or uploads a checkpoint), and its ``finish`` together with the calls still queued before it
 FINISH_TIMEOUT_ENV = "LIFECYCLE_TRACKER_FINISH_TIMEOUT"
 CALL_DEFAULT = 30.0
 FINISH_DEFAULT = 120.0
@@ -51,4 +51,4 @@ class TimeLimits:
 
     def of(self, method: str) -> float:
         """The limit of a call to ``method``."""
-        return self.finish if method in ("start", "finish") else self.call
+        return self.finish if method in ("start", "finish", "save_checkpoint") else self.call

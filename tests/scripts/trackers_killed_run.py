@@ -4,7 +4,7 @@ from the newest checkpoint when there is one: ``trackers_killed_run.py OUTPUT_DI
 
 With ``KILL_AT_STEP``, the process kills itself with SIGKILL at the first log of that step, once the
 metrics log holds every line logged before it: what a killed run leaves behind. Started, with the
-checkout on ``PYTHONPATH``, by ``tests/test_trackers_{jsonl,mlflow,dvclive}.py``.
+checkout on ``PYTHONPATH``, by ``tests/test_trackers_{jsonl,mlflow,dvclive,aim,clearml}.py``.
 """
 
 from __future__ import annotations
