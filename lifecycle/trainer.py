@@ -112,6 +112,7 @@ from lifecycle.trace import TRACE_FILE, Tracer
 __all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
+_OUTSIDE = "a training state ran outside train()"
 
 
 class Trainer:
@@ -361,7 +362,8 @@ class Trainer:
 
     def forward_backward(self) -> None:
         """State ``step``: forward and backward one micro-batch; clip at the end of its window."""
-        run, p = self._training(), self.state.position
+        run, p = self.run, self.state.position
+        assert run is not None, _OUTSIDE
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             run.window = p.window_end - p.batch_index
@@ -395,7 +397,8 @@ class Trainer:
     def optimizer_update(self) -> None:
         """State ``optimize``: ``optimizer.step()`` (fp16: skipped when gradients overflowed;
         ``nonfinite="skip"``: skipped when a loss or the gradient is not finite, the step still counts)."""
-        run = self._training()
+        run = self.run
+        assert run is not None, _OUTSIDE
         scaler = run.scaler
         assert self.optimizer is not None
         if run.watch.policy == "skip":
@@ -412,7 +415,8 @@ class Trainer:
 
     def advance_schedule(self) -> None:
         """State ``advance``: scheduler step, gradients zeroed, ``global_step`` and ``epoch`` advanced."""
-        run, state = self._training(), self.state
+        run, state = self.run, self.state
+        assert run is not None, _OUTSIDE
         p = state.position
         if run.metric_schedule:  # stepped after each evaluation (judge_evaluation)
             assert self.optimizer is not None
@@ -435,7 +439,7 @@ class Trainer:
     def agree_on_stop(self) -> None:
         """State ``boundary``: all ranks stop if one asks to; after a stopping signal (SIGTERM, Ctrl-C:
         :mod:`lifecycle.preemption`), a checkpoint is asked for, and at the boundary after it the run ends."""
-        if self.topology.distributed:
+        if self.topology.world_size > 1:
             distributed.agree_on_stop(self.control, self.device, self.signals)
         if self.signals.received is not None:
             self._stop_on_signal()
@@ -596,7 +600,7 @@ class Trainer:
     def _training(self) -> TrainingRun:
         """The training run under way (the states of training run only inside one)."""
         run = self.run
-        assert run is not None, "a training state ran outside train()"
+        assert run is not None, _OUTSIDE
         return run
 
     def _loss_hook(self) -> Callable[..., Any] | None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from lifecycle.trace import Tracer
 
 __all__ = [
+    "MODES",
     "PAYLOAD_KEYS",
     "CallbackError",
     "Counts",
@@ -110,6 +111,7 @@ class Dispatcher:
             check_names(callback, lifecycle.transition_names)
         self.counts = counts if counts is not None else Counts(lifecycle)
         self.plans = plan_edges(lifecycle, callbacks)
+        program = _program(lifecycle, self.plans, callbacks, tracer) if mode == "generated" else None
         #: the nodes and edges (the reference table; the generated mode uses it to choose a fired edge)
         self.table = Table(lifecycle, self.plans, runner, callbacks, self.counts, tracer)
         self.nodes: dict[str, Node] = self.table.nodes
@@ -117,8 +119,7 @@ class Dispatcher:
         self.source = ""
         self._run: Callable[[int, Any], str] = self.table.run
         self._emits: dict[tuple[str, str], Callable[[Any], None]] = self.table.emits
-        if mode == "generated":
-            program = _program(lifecycle, self.plans, callbacks, tracer)
+        if program is not None:
             functions = codegen.load(program, runner, callbacks, self.counts, tracer)
             self.source = program.source
             self._run = functions["run"]
