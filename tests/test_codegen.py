@@ -252,3 +252,33 @@ def test_the_docs_show_the_generated_step_as_it_is() -> None:
         "`lifecycle graph --format python --callbacks lifecycle.callbacks:DefaultFlowCallback "
         "lifecycle.callbacks:ProgressCallback`"
     )
+
+
+@modes
+def test_callbacks_changed_mid_run_take_effect_at_the_next_run(mode: Any) -> None:
+    from lifecycle.callbacks.handler import CallbackHandler
+
+    class Late(TrainerCallback):
+        def __init__(self) -> None:
+            self.ticks = 0
+
+        def on_tick(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ticks += 1
+
+    late = Late()
+
+    class Adder(TrainerCallback):
+        def on_tick(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == 2:
+                handler.add_callback(late)
+
+    runner = LoopRunner(7)
+    handler = CallbackHandler(LOOP, runner, [Adder()], None, mode)
+    runner.dispatcher = handler.dispatcher
+    handler.dispatcher.fire("start")
+    assert late.ticks == 0 and handler.dispatcher.node.name == "idle"  # the run went on as it began
+    ticks = handler.dispatcher.counts["tick"]
+    runner.state.global_step, runner.steps = 0, 3
+    runner.dispatcher = handler.dispatcher
+    handler.dispatcher.fire("start")
+    assert late.ticks == handler.dispatcher.counts["tick"] - ticks == 2  # counts carried over
