@@ -77,6 +77,21 @@ def test_a_callback_that_overrides_nothing_adds_no_code() -> None:
     assert any("OneHook_on_save(args, state, control, **kwargs)" in line for line in added)
 
 
+def test_names_cannot_break_out_of_the_generated_comments() -> None:
+    odd = Lifecycle(
+        states=[State("idle", rest=True), State('work\nraise SystemExit("escaped")', "work")],
+        transitions=[
+            ("go", "idle", 'work\nraise SystemExit("escaped")'),
+            ("back", 'work\nraise SystemExit("escaped")', "idle"),
+        ],
+        initial="idle",
+    )
+    runner = LoopRunner(1)
+    dispatcher = runner.dispatcher = Dispatcher(odd, runner, [])
+    dispatcher.fire("go")
+    assert dispatcher.counts["back"] == 1 and dispatcher.node.name == "idle"
+
+
 # -- the generated code against the reference table -----------------------------------------------
 LOOP = Lifecycle(
     states=[State("idle", rest=True), State("work", "work"), State("report", "summarize")],

@@ -53,6 +53,11 @@ _RESERVED = frozenset(
 _counter = itertools.count(1)
 
 
+def _line(text: str) -> str:
+    """``text`` kept on one line: names shown in comments cannot break out of them."""
+    return " ".join(text.splitlines())
+
+
 def _q(text: str) -> str:
     """``text`` as a double-quoted Python string literal."""
     return json.dumps(text)
@@ -194,7 +199,7 @@ class _Writer:
     def take(self, indent: int, t: Transition) -> None:
         """Count ``t``, clear its flags, run its effect and handlers."""
         plan = self.plan_of[id(t)]
-        self.put(indent, f"# {self.describe(t)}")
+        self.put(indent, f"# {_line(self.describe(t))}")
         self.put(indent, f"E[{plan.index}] += 1")
         if plan.resets:
             self.put(indent, " = ".join(f"control.{f}" for f in plan.resets) + " = False")
@@ -262,7 +267,7 @@ class _Writer:
     def enter(self, indent: int, name: str) -> None:
         """Enter state ``name``: its entry action, then its exits in the order their guards are tried."""
         state = self.lc.state(name)
-        self.put(indent, f"# -- state {name}" + (f": {state.action}()" if state.action else ""))
+        self.put(indent, _line(f"# -- state {name}" + (f": {state.action}()" if state.action else "")))
         self.put(indent, f"state.position.lifecycle_state = {_q(name)}")
         wants = self.wants_payload(name)
         if state.action is not None:
@@ -282,7 +287,9 @@ class _Writer:
             if guard:
                 self.site(indent, "guard", describe_guard(t.guard), self.plan_of[id(t)].label)
                 inlined = callable(t.guard) and not guard.startswith(f"{self.guard_names.get(id(t.guard))}(")
-                self.put(indent, f"if {guard}:" + (f"  # {describe_guard(t.guard)}" if inlined else ""))
+                self.put(
+                    indent, f"if {guard}:" + (f"  # {_line(describe_guard(t.guard))}" if inlined else "")
+                )
                 self.take(indent + 1, t)
                 assert t.dest is not None
                 self.go(indent + 1, t.dest, in_loop=True)
@@ -351,7 +358,7 @@ class _Writer:
 
     def program(self) -> Program:
         bound = {h.callback for p in self.plans for h in p.handlers}  # the others add nothing
-        cbs = ", ".join(dict.fromkeys(n for i, n in enumerate(self.callback_names) if i in bound))
+        cbs = _line(", ".join(dict.fromkeys(n for i, n in enumerate(self.callback_names) if i in bound)))
         self.lines = [
             f"# The lifecycle {self.lc.name!r} "
             + (f"with its callbacks {cbs}," if cbs else "with no callbacks,"),
