@@ -1,17 +1,19 @@
 """Per-step cost in CPU instructions (valgrind's callgrind): a noise-free complement to the timings.
 
 Wall-clock ratios on shared machines swing by tens of percent between rounds; instruction counts do
-not. One process runs every loop, each twice (for N and for N + 300 steps); callgrind dumps its counts
-at each call of ``getppid`` (``os.getppid()`` marks where a training loop starts and ends), so set-up
-is left out and per-step instructions = (I(N + 300) - I(N)) / 300. Needs ``valgrind``; takes a few
-minutes (everything runs about 50 times slower under callgrind).
+not. One process runs every loop three times: a warm-up (first calls fill caches), then N and N + EXTRA
+steps. Callgrind dumps its counts at each call of ``getppid``, and ``os.getppid()`` marks where each
+training loop starts and ends, so set-up is left out and per-step instructions =
+(I(N + EXTRA) - I(N)) / EXTRA. Needs ``valgrind``; takes several minutes (everything runs about 50
+times slower under callgrind).
 
-Loops: the MLP of ``bench_overhead`` (hand-written, the Trainer with its default callbacks, without the
-progress bar, and with ten no-op callbacks more) and a near-empty step (Linear 2 -> 1 on ready
-batches), where what the Trainer adds shows. Caveat: the progress bar redraws by wall time, so under
-callgrind it redraws far more often than in a real run.
+Loops: the MLP of ``bench_overhead`` (hand-written; the Trainer with its default callbacks, and without
+the progress bar) and a near-empty step (Linear 2 -> 1 on ready batches), where what the Trainer adds
+shows. Caveat: the progress bar redraws by wall time, so under callgrind it redraws far more often than
+in a real run. Clock reads (the trace) are system calls on some virtual machines: callgrind does not
+count what the kernel does.
 
-    python bench/bench_instructions.py [--steps 100]
+    python bench/bench_instructions.py [--steps 50]
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-EXTRA = 300
+EXTRA = 200
+WARM_UP = 20
 
 RUNNER = """
 import functools, json, os, sys, torch
 sys.path.insert(0, {here!r})
 import bench_overhead as B
 torch.set_num_threads(1)
-steps, extra, names_file = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+steps, extra, warm_up, names_file = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 mark = os.getppid  # callgrind dumps its counts before each call
 names = []
 
@@ -53,15 +56,14 @@ loops = {{
     "hand": lambda n: (mark(), B.hand_written(n, data), mark()),
     "lifecycle": lambda n: B.with_lifecycle(n, data),
     "lifecycle, no progress bar": lambda n: B.with_lifecycle(n, data),
-    "lifecycle, 10 no-op callbacks": lambda n: B.with_lifecycle(n, data, [B.NoOp() for _ in range(10)]),
     "tiny hand": lambda n: (mark(), B.tiny_hand(batches[:n]), mark()),
     "tiny lifecycle, no progress bar": lambda n: B.tiny_lifecycle(batches[:n], progress=False),
 }}
 sys.stdout = sys.stderr = open(os.devnull, "w")
 for name, loop in loops.items():
-    bar = "no progress" not in name and "no-op" not in name
+    bar = "no progress" not in name
     B.TrainingArguments = real_args if bar else functools.partial(real_args, disable_tqdm=True)
-    for n in (steps, steps + extra):
+    for n in (warm_up, steps, steps + extra):
         loop(n)
         names.append(name)
 with open(names_file, "w") as f:
@@ -73,10 +75,9 @@ def parts(folder: Path, stem: str) -> dict[int, int]:
     """Instructions of each dumped part, by part number."""
     found = {}
     for file in folder.glob(f"{stem}*"):
-        text = file.read_text(errors="replace")
-        part = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("part:"))
-        total = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("summary:"))
-        found[part] = total
+        lines = file.read_text(errors="replace").splitlines()
+        part = next(int(line.split()[1]) for line in lines if line.startswith("part:"))
+        found[part] = next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
     return found
 
 
@@ -89,7 +90,7 @@ def measure(steps: int) -> dict[str, float]:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--dump-before=getppid",
              f"--callgrind-out-file={folder}/cg.out", sys.executable, str(script),
-             str(steps), str(EXTRA), str(names_file)],
+             str(steps), str(EXTRA), str(WARM_UP), str(names_file)],
             capture_output=True, text=True,
         )  # fmt: skip
         if done.returncode != 0 or not names_file.exists():
@@ -98,15 +99,12 @@ def measure(steps: int) -> dict[str, float]:
         counts = parts(folder, "cg.out")
     # part 1 runs up to the first mark; each loop is a part of its own, with set-up between them
     loops = [counts[2 + 2 * i] for i in range(len(names))]
-    per_step: dict[str, float] = {}
-    for i in range(0, len(names), 2):
-        per_step[names[i]] = (loops[i + 1] - loops[i]) / EXTRA
-    return per_step
+    return {names[i]: (loops[i + 2] - loops[i + 1]) / EXTRA for i in range(0, len(names), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=100, help="the shorter run; the longer adds 300")
+    parser.add_argument("--steps", type=int, default=50, help=f"the shorter run; the longer adds {EXTRA}")
     parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args()
     if shutil.which("valgrind") is None:
@@ -119,8 +117,6 @@ def main() -> None:
     print(f"  ratio, no progress bar            {r['lifecycle, no progress bar'] / r['hand']:12.3f} x")
     added = r["tiny lifecycle, no progress bar"] - r["tiny hand"]
     print(f"  added to a near-empty step        {added:12,.0f}   (no progress bar)")
-    noop = (r["lifecycle, 10 no-op callbacks"] - r["lifecycle, no progress bar"]) / 10
-    print(f"  each no-op on_step_end callback   {noop:12,.0f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(r, indent=1))
 
