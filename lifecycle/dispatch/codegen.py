@@ -223,8 +223,13 @@ class _Writer:
         self.site(indent, "callback", f"callback {h.label}", plan.label)
         sub = h.subscription
         if sub is None:
-            extra = f"{plan.payload_key}=payload.get({_q(plan.payload_key)}), " if plan.payload_key else ""
-            self.put(indent, f"r = {name}(args, state, control, {extra}**kwargs)")
+            extra = (
+                [f"{plan.payload_key}=payload.get({_q(plan.payload_key)})"]
+                if plan.payload_key and h.payload
+                else []
+            )
+            extra += ["**kwargs"] if h.kwargs else []  # a method that never reads them is not given them
+            self.put(indent, f"r = {name}({', '.join(['args', 'state', 'control', *extra])})")
             self.put(indent, "if r is not None and r is not control:")
             self.put(indent + 1, "adopt(r)")
         else:

@@ -9,12 +9,15 @@ from a trainer's instances.
 
 from __future__ import annotations
 
+import dis
+import inspect
+import types
 from collections.abc import Sequence
 
 import attrs
 
 from lifecycle.callbacks.base import Subscription
-from lifecycle.callbacks.binding import bindings
+from lifecycle.callbacks.binding import Binding, bindings
 from lifecycle.control import RESETS
 from lifecycle.machine import Lifecycle, Transition, describe_guard
 
@@ -36,6 +39,11 @@ class Handler:
     subscription: Subscription | None
     #: ``Class.method``: how errors and the trace name it
     label: str
+    #: whether the generated code passes the callback keyword arguments (``model``, ``optimizer``, ...);
+    #: not to a Hugging Face style method that never reads its ``**kwargs`` (:func:`reads_kwargs`)
+    kwargs: bool = True
+    #: whether it is passed the transition's payload keyword (``logs=``), when the transition has one
+    payload: bool = True
 
 
 @attrs.frozen
@@ -76,11 +84,55 @@ def plan_edges(lifecycle: Lifecycle, callbacks: Sequence[object]) -> tuple[EdgeP
     """Every transition of ``lifecycle`` with the handlers ``callbacks`` (classes or instances) bind."""
     handlers: dict[str, tuple[Handler, ...]] = {}
     for name in lifecycle.transition_names:
+        key = PAYLOAD_KEYS.get(name)
         handlers[name] = tuple(
-            Handler(i, b.attr, b.subscription, b.label)
-            for i, cb in enumerate(callbacks)
-            for b in bindings(cb, name)
+            _handler(i, cb, b, key) for i, cb in enumerate(callbacks) for b in bindings(cb, name)
         )
     return tuple(
         EdgePlan(i, t, RESETS.get(t.name, ()), handlers[t.name]) for i, t in enumerate(lifecycle.transitions)
     )
+
+
+#: names through which a function could see its own ``**kwargs`` without naming them
+_INTROSPECTION = frozenset({"locals", "vars", "_getframe", "currentframe", "getframeinfo", "stack"})
+
+
+def _handler(index: int, callback: object, b: Binding, payload_key: str | None) -> Handler:
+    if b.subscription is not None:
+        return Handler(index, b.attr, b.subscription, b.label)
+    if reads_kwargs(callback, b.attr, payload_key):
+        return Handler(index, b.attr, None, b.label, kwargs=True, payload=payload_key is not None)
+    named = payload_key is not None and takes_payload(callback, b.attr, payload_key)
+    return Handler(index, b.attr, None, b.label, kwargs=False, payload=named)
+
+
+def reads_kwargs(callback: object, attr: str, payload_key: str | None) -> bool:
+    """Whether the Hugging Face style method ``attr`` of ``callback`` may read keyword arguments that
+    only its ``**kwargs`` would receive. False only for a plain method ``(self, args, state, control[,
+    <payload_key>], **kwargs)`` whose code never loads ``kwargs`` (nor asks for its frame): such a
+    method cannot tell whether they were passed, so the generated code calls it without them."""
+    klass = callback if isinstance(callback, type) else type(callback)
+    if not isinstance(callback, type) and attr in getattr(callback, "__dict__", {}):
+        return True  # set on the instance: taken as it is
+    fn = getattr(klass, attr, None)
+    if not isinstance(fn, types.FunctionType):
+        return True
+    code = fn.__code__
+    flags = code.co_flags
+    if not flags & inspect.CO_VARKEYWORDS or flags & inspect.CO_VARARGS or code.co_kwonlyargcount:
+        return True
+    named = code.co_varnames[: code.co_argcount]
+    if len(named) != 4 and not (len(named) == 5 and named[4] == payload_key):
+        return True
+    var_keyword = code.co_varnames[code.co_argcount]
+    if var_keyword in code.co_cellvars or _INTROSPECTION & set(code.co_names):
+        return True
+    return any(i.argval == var_keyword for i in dis.get_instructions(code) if "FAST" in i.opname)
+
+
+def takes_payload(callback: object, attr: str, payload_key: str) -> bool:
+    """Whether the method names the payload key among its parameters (``logs=None``)."""
+    klass = callback if isinstance(callback, type) else type(callback)
+    fn = getattr(klass, attr, None)
+    code = getattr(fn, "__code__", None)
+    return code is not None and payload_key in code.co_varnames[: code.co_argcount]
