@@ -13,7 +13,7 @@ shows. Caveat: the progress bar redraws by wall time, so under callgrind it redr
 in a real run. Clock reads (the trace) are system calls on some virtual machines: callgrind does not
 count what the kernel does.
 
-    python bench/bench_instructions.py [--steps 50]
+    python bench/bench_instructions.py [--steps 50] [--extra 200] [--quick]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXTRA = 200
-WARM_UP = 20
+WARM_UP = 10
 
 RUNNER = """
 import functools, json, os, sys, torch
@@ -36,6 +36,7 @@ sys.path.insert(0, {here!r})
 import bench_overhead as B
 torch.set_num_threads(1)
 steps, extra, warm_up, names_file = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+only = sys.argv[5].split(",") if len(sys.argv) > 5 else None
 mark = os.getppid  # callgrind dumps its counts before each call
 names = []
 
@@ -61,6 +62,8 @@ loops = {{
 }}
 sys.stdout = sys.stderr = open(os.devnull, "w")
 for name, loop in loops.items():
+    if only is not None and name not in only:
+        continue
     bar = "no progress" not in name
     B.TrainingArguments = real_args if bar else functools.partial(real_args, disable_tqdm=True)
     for n in (warm_up, steps, steps + extra):
@@ -81,7 +84,7 @@ def parts(folder: Path, stem: str) -> dict[int, int]:
     return found
 
 
-def measure(steps: int) -> dict[str, float]:
+def measure(steps: int, extra: int = EXTRA, only: list[str] | None = None) -> dict[str, float]:
     """Instructions per training step of each loop."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -90,7 +93,7 @@ def measure(steps: int) -> dict[str, float]:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--dump-before=getppid",
              f"--callgrind-out-file={folder}/cg.out", sys.executable, str(script),
-             str(steps), str(EXTRA), str(WARM_UP), str(names_file)],
+             str(steps), str(extra), str(WARM_UP), str(names_file), *([",".join(only)] if only else [])],
             capture_output=True, text=True,
         )  # fmt: skip
         if done.returncode != 0 or not names_file.exists():
@@ -99,21 +102,25 @@ def measure(steps: int) -> dict[str, float]:
         counts = parts(folder, "cg.out")
     # part 1 runs up to the first mark; each loop is a part of its own, with set-up between them
     loops = [counts[2 + 2 * i] for i in range(len(names))]
-    return {names[i]: (loops[i + 2] - loops[i + 1]) / EXTRA for i in range(0, len(names), 3)}
+    return {names[i]: (loops[i + 2] - loops[i + 1]) / extra for i in range(0, len(names), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=50, help=f"the shorter run; the longer adds {EXTRA}")
+    parser.add_argument("--extra", type=int, default=EXTRA, help="how many more steps the longer run takes")
+    parser.add_argument("--quick", action="store_true", help="leave out the loop with the progress bar")
     parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
-    r = measure(opts.steps)
+    quick = ["hand", "lifecycle, no progress bar", "tiny hand", "tiny lifecycle, no progress bar"]
+    r = measure(opts.steps, opts.extra, quick if opts.quick else None)
     print("instructions per training step (callgrind):")
     for name, value in r.items():
         print(f"  {name:34} {value:12,.0f}")
-    print(f"  ratio, lifecycle / hand           {r['lifecycle'] / r['hand']:12.3f} x")
+    if "lifecycle" in r:
+        print(f"  ratio, lifecycle / hand           {r['lifecycle'] / r['hand']:12.3f} x")
     print(f"  ratio, no progress bar            {r['lifecycle, no progress bar'] / r['hand']:12.3f} x")
     added = r["tiny lifecycle, no progress bar"] - r["tiny hand"]
     print(f"  added to a near-empty step        {added:12,.0f}   (no progress bar)")
