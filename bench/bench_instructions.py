@@ -36,7 +36,7 @@ sys.path.insert(0, {here!r})
 import bench_overhead as B
 torch.set_num_threads(1)
 steps, extra, warm_up, names_file = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-only = sys.argv[5].split(",") if len(sys.argv) > 5 else None
+only = sys.argv[5].split("|") if len(sys.argv) > 5 else None
 mark = os.getppid  # callgrind dumps its counts before each call
 names = []
 
@@ -93,7 +93,7 @@ def measure(steps: int, extra: int = EXTRA, only: list[str] | None = None) -> di
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--dump-before=getppid",
              f"--callgrind-out-file={folder}/cg.out", sys.executable, str(script),
-             str(steps), str(extra), str(WARM_UP), str(names_file), *([",".join(only)] if only else [])],
+             str(steps), str(extra), str(WARM_UP), str(names_file), *(["|".join(only)] if only else [])],
             capture_output=True, text=True,
         )  # fmt: skip
         if done.returncode != 0 or not names_file.exists():
