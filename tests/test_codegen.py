@@ -328,3 +328,38 @@ def test_a_method_that_reads_its_keyword_arguments_gets_them(mode: Any) -> None:
     reads = Reads()
     walk(mode, callbacks=[reads])
     assert reads.got == {"model": "m", "logs": {"step": 8}}
+
+
+THRESHOLD = 3
+
+
+def _steps_left(s: Any, c: Any) -> bool:
+    """Reads a plain global: a snapshot of it could go stale, so it is called, not inlined."""
+    return s.global_step < THRESHOLD
+
+
+def _two_statements(s: Any, c: Any) -> bool:
+    p = s.position
+    return bool(p.epoch_open)
+
+
+def _with_helper(s: Any, c: Any, a: Any) -> bool:
+    return bool(len([s]) and a is None and _two_statements(s, c))
+
+
+def test_guards_are_inlined_only_where_that_cannot_change_what_they_say() -> None:
+    from lifecycle.dispatch.inline import inline_guard
+
+    bound: dict[str, Any] = {}
+
+    def bind(name: str, value: Any) -> str:
+        bound[f"g_{name}"] = value
+        return f"g_{name}"
+
+    assert (
+        inline_guard(_with_helper, bind)
+        == "bool(len([state]) and args is None and g__two_statements(state, control))"
+    )
+    assert bound == {"g__two_statements": _two_statements}
+    for guard in (_steps_left, _two_statements, lambda s, c: True, print):
+        assert inline_guard(guard, bind) is None, guard
