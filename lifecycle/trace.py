@@ -31,11 +31,18 @@ from lifecycle.graph import EdgeStat, LifecycleGraph
 if TYPE_CHECKING:
     from lifecycle.dispatch.counts import Counts
 
-__all__ = ["TRACE_FILE", "Tracer", "heat_graph", "load_trace"]
+__all__ = ["EVERY", "EXACT", "TRACE_FILE", "Tracer", "heat_graph", "load_trace", "sampled"]
 
 TRACE_FILE = "trace.json"
+#: each timed thing's first EXACT calls are timed, then one call in EVERY (a power of two)
+EXACT, EVERY = 64, 16
 _FORMAT = "lifecycle-trace/1"
 Step = Callable[..., Any]
+
+
+def sampled(calls: int) -> int:
+    """How many of ``calls`` calls were timed: the first EXACT, then one in EVERY."""
+    return calls if calls <= EXACT else EXACT + calls // EVERY - EXACT // EVERY
 
 
 class _Slot:
@@ -59,8 +66,10 @@ class Tracer:
     """
 
     def __init__(self) -> None:
-        #: nanoseconds per slot
+        #: nanoseconds per slot, of the calls timed
         self.times: list[int] = []
+        #: calls per slot (of which :func:`sampled` were timed)
+        self.calls: list[int] = []
         self._slots: list[_Slot] = []
         self._index: dict[tuple[str, str, str], int] = {}
 
@@ -74,13 +83,18 @@ class Tracer:
             index = self._index[key] = len(self._slots)
             self._slots.append(_Slot(transition, edge, label, kind))
             self.times.append(0)
+            self.calls.append(0)
         return index
 
     def timed(self, step: Step, index: int) -> Step:
-        """``step`` adding its wall time to slot ``index`` (the table dispatcher's way)."""
-        clock, times = time.perf_counter_ns, self.times
+        """``step`` counted in slot ``index`` and, when sampled, timed (the table dispatcher's way)."""
+        clock, times, calls = time.perf_counter_ns, self.times, self.calls
 
         def timed(*args: Any) -> Any:
+            calls[index] += 1
+            n = calls[index]
+            if n > EXACT and n % EVERY:
+                return step(*args)
             t0 = clock()
             try:
                 return step(*args)
@@ -89,10 +103,15 @@ class Tracer:
 
         return timed
 
+    def estimate(self, index: int) -> int:
+        """Slot ``index``'s time over all its calls, from the calls timed."""
+        calls = self.calls[index]
+        return self.times[index] * calls // sampled(calls) if calls else 0
+
     # -- reading --------------------------------------------------------------------------------
     def report(self, counts: Counts, graph: LifecycleGraph, failure: str | None = None) -> dict[str, Any]:
         """The trace as plain data (what ``trace.json`` holds); ``failure`` says why a run stopped early."""
-        slots = list(zip(self._slots, self.times, strict=True))
+        slots = [(slot, self.estimate(i)) for i, slot in enumerate(self._slots)]
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:
             count = counts.edge(e.key) if counts.shared(e.name) else counts.get(e.name, 0)

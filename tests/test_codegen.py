@@ -363,3 +363,22 @@ def test_guards_are_inlined_only_where_that_cannot_change_what_they_say() -> Non
     assert bound == {"g__two_statements": _two_statements}
     for guard in (_steps_left, _two_statements, lambda s, c: True, print):
         assert inline_guard(guard, bind) is None, guard
+
+
+@modes
+def test_the_trace_counts_every_call_and_times_a_sample(mode: Any) -> None:
+    from lifecycle.trace import EVERY, EXACT, sampled
+
+    assert [sampled(n) for n in range(300)] == [
+        sum(1 for i in range(1, n + 1) if i <= EXACT or i % EVERY == 0) for n in range(300)
+    ]
+    tracer = Tracer()
+    runner = LoopRunner(300)
+    runner.dispatcher = dispatcher = Dispatcher(LOOP, runner, [Watcher()], tracer, mode=mode)
+    dispatcher.fire("start")
+    entries = (
+        dispatcher.counts["start"] + dispatcher.counts["tick"] + dispatcher.counts.edge("log:report->work")
+    )
+    work = tracer.slot("", "work", "work", "action")
+    assert tracer.calls[work] == entries > EXACT
+    assert tracer.estimate(work) >= tracer.times[work] > 0
