@@ -2,11 +2,12 @@
 
 A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` holds one time slot per
 callback, effect and entry action, found once, at compile time. The generated code counts each
-transition with a plain list increment and reads ``perf_counter_ns`` once after each timed call, giving
-the time since the previous read to that call (the guards and flag resets before it included): one
-clock read per call, nothing looked up while running. The trainer writes ``trace.json`` into
-``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR`` reads it back
-(:mod:`lifecycle.cli.trace`)::
+transition and each call with plain list increments, and times a sample of the calls between two reads
+of ``perf_counter_ns``: each slot's first EXACT calls, then one in EVERY (:func:`sampled`), so rare
+calls are timed exactly and a per-step call costs a clock read now and then; the report scales each
+slot's sampled time up to all its calls. Nothing is looked up while running. The trainer writes
+``trace.json`` into ``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR``
+reads it back (:mod:`lifecycle.cli.trace`)::
 
     $ lifecycle trace runs/demo                  # transitions and the slowest callbacks
     $ lifecycle trace runs/demo -o run.svg       # the lifecycle drawn as a heat map of the run
@@ -15,7 +16,7 @@ clock read per call, nothing looked up while running. The trainer writes ``trace
 ``name:source->dest``), ``states`` (entries and time in the entry action), ``callbacks`` (per callback
 per transition), ``failure`` (the error that ended the run early, or null) and ``graph``, the
 lifecycle to draw (so drawing needs neither torch nor the user's code). Times are nanoseconds of wall
-clock.
+clock (estimated, past a slot's first EXACT calls).
 """
 
 from __future__ import annotations
