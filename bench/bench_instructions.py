@@ -1,77 +1,131 @@
 """Per-step cost in CPU instructions (valgrind's callgrind): a noise-free complement to the timings.
 
 Wall-clock ratios on shared machines swing by tens of percent between rounds; instruction counts do
-not. Each loop runs twice, for N and for N + 500 steps, so start-up (imports, building the model and
-the trainer) cancels out: per-step instructions = (I(N + 500) - I(N)) / 500. Needs ``valgrind``; takes
-a few minutes (everything runs about 50 times slower under callgrind).
+not. One process runs every loop three times: a warm-up (first calls fill caches), then N and N + EXTRA
+steps. Callgrind dumps its counts at each call of ``getppid``, and ``os.getppid()`` marks where each
+training loop starts and ends, so set-up is left out and per-step instructions =
+(I(N + EXTRA) - I(N)) / EXTRA. Needs ``valgrind``; takes several minutes (everything runs about 50
+times slower under callgrind).
 
-Caveat: the progress bar redraws by wall time, so under callgrind it redraws far more often than in a
-real run; ``--no-progress`` measures without it.
+Loops: the MLP of ``bench_overhead`` (hand-written; the Trainer with its default callbacks, and without
+the progress bar) and a near-empty step (Linear 2 -> 1 on ready batches), where what the Trainer adds
+shows. Caveat: the progress bar redraws by wall time, so under callgrind it redraws far more often than
+in a real run. Clock reads (the trace) are system calls on some virtual machines: callgrind does not
+count what the kernel does.
 
-    python bench/bench_instructions.py [--no-progress] [--steps 100]
+    python bench/bench_instructions.py [--steps 50] [--extra 200] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+EXTRA = 200
+WARM_UP = 10
 
 RUNNER = """
-import functools, os, sys, torch
+import functools, json, os, sys, torch
 sys.path.insert(0, {here!r})
 import bench_overhead as B
 torch.set_num_threads(1)
-which, steps, progress = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
-if not progress:
-    B.TrainingArguments = functools.partial(B.TrainingArguments, disable_tqdm=True)
+steps, extra, warm_up, names_file = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+only = sys.argv[5].split("|") if len(sys.argv) > 5 else None
+mark = os.getppid  # callgrind dumps its counts before each call
+names = []
+
+class Marks(B.TrainerCallback):
+    elapsed = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        mark()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        mark()
+
+B.Stopwatch = lambda device: Marks()  # the Trainer's loops mark their own start and end
 data = B.Regression(4096)
+batches = B.ready_batches(steps + extra)
+real_args = B.TrainingArguments
+loops = {{
+    "hand": lambda n: (mark(), B.hand_written(n, data), mark()),
+    "lifecycle": lambda n: B.with_lifecycle(n, data),
+    "lifecycle, no progress bar": lambda n: B.with_lifecycle(n, data),
+    "tiny hand": lambda n: (mark(), B.tiny_hand(batches[:n]), mark()),
+    "tiny lifecycle, no progress bar": lambda n: B.tiny_lifecycle(batches[:n], progress=False),
+}}
 sys.stdout = sys.stderr = open(os.devnull, "w")
-(B.hand_written if which == "hand" else B.with_lifecycle)(steps, data)
+for name, loop in loops.items():
+    if only is not None and name not in only:
+        continue
+    bar = "no progress" not in name
+    B.TrainingArguments = real_args if bar else functools.partial(real_args, disable_tqdm=True)
+    for n in (warm_up, steps, steps + extra):
+        loop(n)
+        names.append(name)
+with open(names_file, "w") as f:
+    json.dump(names, f)
 """
 
 
-def instructions(script: Path, which: str, steps: int, progress: bool) -> int:
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(script),
-         which, str(steps), "1" if progress else "0"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise RuntimeError(f"callgrind printed no total:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+def parts(folder: Path, stem: str) -> dict[int, int]:
+    """Instructions of each dumped part, by part number."""
+    found = {}
+    for file in folder.glob(f"{stem}*"):
+        lines = file.read_text(errors="replace").splitlines()
+        part = next(int(line.split()[1]) for line in lines if line.startswith("part:"))
+        found[part] = next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
+    return found
+
+
+def measure(steps: int, extra: int = EXTRA, only: list[str] | None = None) -> dict[str, float]:
+    """Instructions per training step of each loop."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        script, names_file = folder / "run.py", folder / "names.json"
+        script.write_text(RUNNER.format(here=str(HERE)))
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--dump-before=getppid",
+             f"--callgrind-out-file={folder}/cg.out", sys.executable, str(script),
+             str(steps), str(extra), str(WARM_UP), str(names_file), *(["|".join(only)] if only else [])],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0 or not names_file.exists():
+            raise RuntimeError(f"the measured run failed:\n{done.stderr[-3000:]}")
+        names = json.loads(names_file.read_text())
+        counts = parts(folder, "cg.out")
+    # part 1 runs up to the first mark; each loop is a part of its own, with set-up between them
+    loops = [counts[2 + 2 * i] for i in range(len(names))]
+    return {names[i]: (loops[i + 2] - loops[i + 1]) / extra for i in range(0, len(names), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=100, help="the shorter run; the longer adds 500")
-    parser.add_argument("--no-progress", action="store_true", help="measure the Trainer without its tqdm bar")
+    parser.add_argument("--steps", type=int, default=50, help=f"the shorter run; the longer adds {EXTRA}")
+    parser.add_argument("--extra", type=int, default=EXTRA, help="how many more steps the longer run takes")
+    parser.add_argument("--quick", action="store_true", help="leave out the loop with the progress bar")
+    parser.add_argument("--json", help="also write the figures to this file")
     opts = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "run.py"
-        script.write_text(RUNNER.format(here=str(HERE)))
-        jobs = [(w, n) for w in ("hand", "lifecycle") for n in (opts.steps, opts.steps + 500)]
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            counts = list(pool.map(lambda job: instructions(script, *job, not opts.no_progress), jobs))
-    hand = (counts[1] - counts[0]) / 500
-    ours = (counts[3] - counts[2]) / 500
-    print(
-        f"instructions per training step ({'no progress bar' if opts.no_progress else 'default callbacks'}):"
-    )
-    print(f"  hand-written loop  {hand:12,.0f}")
-    print(f"  lifecycle Trainer  {ours:12,.0f}")
-    print(f"  ratio              {ours / hand:12.3f} x")
+    quick = ["hand", "lifecycle, no progress bar", "tiny hand", "tiny lifecycle, no progress bar"]
+    r = measure(opts.steps, opts.extra, quick if opts.quick else None)
+    print("instructions per training step (callgrind):")
+    for name, value in r.items():
+        print(f"  {name:34} {value:12,.0f}")
+    if "lifecycle" in r:
+        print(f"  ratio, lifecycle / hand           {r['lifecycle'] / r['hand']:12.3f} x")
+    print(f"  ratio, no progress bar            {r['lifecycle, no progress bar'] / r['hand']:12.3f} x")
+    added = r["tiny lifecycle, no progress bar"] - r["tiny hand"]
+    print(f"  added to a near-empty step        {added:12,.0f}   (no progress bar)")
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(r, indent=1))
 
 
 if __name__ == "__main__":

@@ -183,7 +183,6 @@ class Counter:
     def __init__(self, n: int):
         self.state, self.control, self.args = TrainerState(), TrainerControl(), None
         self.callback_kwargs: dict[str, Any] = {}
-        self.payload: dict[str, Any] = {}
         self.n = n
 
     def work(self) -> None:

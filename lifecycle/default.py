@@ -34,10 +34,10 @@ def log_due(s: TrainerState, c: TrainerControl) -> bool:
 
 
 def next_step(s: TrainerState, c: TrainerControl) -> bool:
-    p = s.position
+    """The epoch has another batch, and no flag stops it."""
     return (
-        p.epoch_open
-        and p.batch_index < p.batches_in_epoch
+        s.position.epoch_open
+        and s.position.batch_index < s.position.batches_in_epoch
         and not (c.should_epoch_stop or c.should_training_stop)
     )
 

@@ -16,7 +16,7 @@ the state's own work fires it (``prediction_step`` for each evaluation batch) wi
 
 ``transitions`` is the reference semantics: :meth:`Lifecycle.to_machine` builds the equivalent
 ``transitions.Machine``, and :mod:`lifecycle.dispatch` compiles the same declaration into the
-table the trainer actually runs.
+Python source the trainer actually runs (or, for reference, a table).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The run trace: how often each transition fired and where the time went, per callback.
 
-A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` wraps each compiled callback
-handler and effect, and each state's entry action, once, at compile time, with a
-``perf_counter_ns`` timer that adds into a preallocated slot. Nothing is looked up while running; the
-cost is two clock reads per wrapped call (about 0.2 µs). The trainer writes ``trace.json`` into
-``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR`` reads it back
-(:mod:`lifecycle.cli.trace`)::
+A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` holds one time slot per
+callback, effect and entry action, found once, at compile time. The generated code counts each
+transition and each call with plain list increments, and times a sample of the calls between two reads
+of ``perf_counter_ns``: each slot's first EXACT calls, then one in EVERY (:func:`sampled`), so rare
+calls are timed exactly and a per-step call costs a clock read now and then; the report scales each
+slot's sampled time up to all its calls. Nothing is looked up while running. The trainer writes
+``trace.json`` into ``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR``
+reads it back (:mod:`lifecycle.cli.trace`)::
 
     $ lifecycle trace runs/demo                  # transitions and the slowest callbacks
     $ lifecycle trace runs/demo -o run.svg       # the lifecycle drawn as a heat map of the run
@@ -14,129 +16,107 @@ cost is two clock reads per wrapped call (about 0.2 µs). The trainer writes ``t
 ``name:source->dest``), ``states`` (entries and time in the entry action), ``callbacks`` (per callback
 per transition), ``failure`` (the error that ended the run early, or null) and ``graph``, the
 lifecycle to draw (so drawing needs neither torch nor the user's code). Times are nanoseconds of wall
-clock.
+clock (estimated, past a slot's first EXACT calls).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifecycle.graph import EdgeStat, LifecycleGraph
-from lifecycle.machine import Transition
 
-__all__ = ["TRACE_FILE", "Tracer", "heat_graph", "load_trace"]
+if TYPE_CHECKING:
+    from lifecycle.dispatch.counts import Counts
+
+__all__ = ["EVERY", "EXACT", "TRACE_FILE", "Tracer", "heat_graph", "load_trace", "sampled"]
 
 TRACE_FILE = "trace.json"
+#: each timed thing's first EXACT calls are timed, then one call in EVERY (a power of two)
+EXACT, EVERY = 64, 16
 _FORMAT = "lifecycle-trace/1"
-Step = Callable[[], Any]
+Step = Callable[..., Any]
+
+
+def sampled(calls: int) -> int:
+    """How many of ``calls`` calls were timed: the first EXACT, then one in EVERY."""
+    return calls if calls <= EXACT else EXACT + calls // EVERY - EXACT // EVERY
 
 
 class _Slot:
-    """One timed thing: a step on an edge, or a state's entry action."""
+    """What one time slot measures: a step on an edge, or a state's entry action."""
 
-    __slots__ = ("count", "edge", "kind", "label", "time_ns", "transition")
+    __slots__ = ("edge", "kind", "label", "transition")
 
     def __init__(self, transition: str, edge: str, label: str, kind: str):
         self.transition = transition
         self.edge = edge
         self.label = label
         self.kind = kind
-        self.count = 0
-        self.time_ns = 0
-
-
-def _timed(step: Step, slot: _Slot, counter: _Slot | None = None) -> Step:
-    """``step`` adding its wall time to ``slot`` (and one to ``counter.count`` per call, if given)."""
-    clock = time.perf_counter_ns
-    if counter is not None:
-
-        def timed_counted(
-            step: Step = step, slot: _Slot = slot, counter: _Slot = counter, clock: Callable[[], int] = clock
-        ) -> Any:
-            t0 = clock()
-            result = step()
-            slot.time_ns += clock() - t0
-            counter.count += 1
-            return result
-
-        return timed_counted
-
-    def timed(step: Step = step, slot: _Slot = slot, clock: Callable[[], int] = clock) -> Any:
-        t0 = clock()
-        result = step()
-        slot.time_ns += clock() - t0
-        return result
-
-    return timed
-
-
-def _counter(slot: _Slot) -> Step:
-    def count(slot: _Slot = slot) -> None:
-        slot.count += 1
-
-    return count
 
 
 class Tracer:
-    """Accumulates counts and times for one runner; survives recompiling its dispatcher."""
+    """Times for one runner, in :attr:`times` (one slot per callback, effect and entry action);
+    survives recompiling its dispatcher, which counts the transitions (:class:`~lifecycle.dispatch.Counts`).
+
+    The running code adds into the slots itself: the generated code reads the clock once after each
+    timed call and gives the time since the previous read to that call (:mod:`lifecycle.dispatch.codegen`).
+    """
 
     def __init__(self) -> None:
-        self._slots: dict[tuple[str, str, str], _Slot] = {}
-
-    def _slot(self, transition: str, edge: str, label: str, kind: str) -> _Slot:
-        key = (edge, kind, label)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = _Slot(transition, edge, label, kind)
-        return slot
+        #: nanoseconds per slot, of the calls timed
+        self.times: list[int] = []
+        #: calls per slot (of which :func:`sampled` were timed)
+        self.calls: list[int] = []
+        self._slots: list[_Slot] = []
+        self._index: dict[tuple[str, str, str], int] = {}
 
     # -- compile time ---------------------------------------------------------------------------
-    def wrap_edge(
-        self, t: Transition, steps: Sequence[Step], labels: Sequence[str | None], shared: bool
-    ) -> tuple[Step, ...]:
-        """``steps`` of transition ``t`` with each callback and effect timed (``labels`` name the
-        callbacks; flag resets are too cheap to time).
+    def slot(self, transition: str, edge: str, label: str, kind: str) -> int:
+        """The slot of one timed thing: ``kind`` ``callback`` or ``effect`` on ``edge``
+        (``name:source->dest``), or ``action``, the entry action of state ``edge``."""
+        key = (edge, kind, label)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self._slots)
+            self._slots.append(_Slot(transition, edge, label, kind))
+            self.times.append(0)
+            self.calls.append(0)
+        return index
 
-        The dispatcher counts firings per transition name; an edge whose name is ``shared`` with
-        other edges also counts its own, in its first timed step or, lacking one, a bare counter.
-        The count lives in a slot of the edge, so recompiling with other callbacks keeps it.
-        """
-        edge = f"{t.name}:{t.source}->{t.dest or ''}"
-        counter = self._slot(t.name, edge, "", "count") if shared else None
-        wrapped: list[Step] = []
-        for step, label in zip(steps, labels, strict=True):
-            if label is not None:
-                kind, text = "callback", label.removeprefix("callback ")
-            elif t.effect is not None and getattr(step, "__name__", None) == t.effect:
-                kind, text = "effect", t.effect
-            else:
-                wrapped.append(step)
-                continue
-            wrapped.append(_timed(step, self._slot(t.name, edge, text, kind), counter))
-            counter = None
-        if counter is not None:
-            wrapped.append(_counter(counter))  # last, so wrapped[i] still stands for steps[i]
-        return tuple(wrapped)
+    def timed(self, step: Step, index: int) -> Step:
+        """``step`` counted in slot ``index`` and, when sampled, timed (the table dispatcher's way)."""
+        clock, times, calls = time.perf_counter_ns, self.times, self.calls
 
-    def wrap_action(self, state: str, action: Step) -> Step:
-        """A state's entry action, timed (its entries are counted on the edges leading in)."""
-        return _timed(action, self._slot("", state, action.__name__, "action"))
+        def timed(*args: Any) -> Any:
+            calls[index] += 1
+            n = calls[index]
+            if n > EXACT and n % EVERY:
+                return step(*args)
+            t0 = clock()
+            try:
+                return step(*args)
+            finally:
+                times[index] += clock() - t0
+
+        return timed
+
+    def estimate(self, index: int) -> int:
+        """Slot ``index``'s time over all its calls, from the calls timed."""
+        calls = self.calls[index]
+        return self.times[index] * calls // sampled(calls) if calls else 0
 
     # -- reading --------------------------------------------------------------------------------
-    def report(
-        self, counts: Mapping[str, int], graph: LifecycleGraph, failure: str | None = None
-    ) -> dict[str, Any]:
+    def report(self, counts: Counts, graph: LifecycleGraph, failure: str | None = None) -> dict[str, Any]:
         """The trace as plain data (what ``trace.json`` holds); ``failure`` says why a run stopped early."""
+        slots = [(slot, self.estimate(i)) for i, slot in enumerate(self._slots)]
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:
-            counter = self._slots.get((e.key, "count", ""))
-            shared = sum(1 for o in graph.edges if o.name == e.name) > 1
-            count = (counter.count if counter is not None else 0) if shared else counts.get(e.name, 0)
-            time_ns = sum(s.time_ns for s in self._slots.values() if s.edge == e.key and s.kind != "action")
+            count = counts.edge(e.key) if counts.shared(e.name) else counts.get(e.name, 0)
+            time_ns = sum(t for s, t in slots if s.edge == e.key and s.kind != "action")
             edges[e.key] = {"count": count, "time_ns": time_ns}
         transitions = {
             name: {
@@ -149,17 +129,17 @@ class Tracer:
         for e in graph.edges:
             if e.dest is not None:
                 states[e.dest]["count"] += edges[e.key]["count"]
-        for slot in self._slots.values():
+        for slot, time_ns in slots:
             if slot.kind == "action" and slot.edge in states:
-                states[slot.edge]["time_ns"] += slot.time_ns
+                states[slot.edge]["time_ns"] += time_ns
         callbacks: dict[tuple[str, str], dict[str, Any]] = {}
-        for slot in self._slots.values():
+        for slot, time_ns in slots:
             if slot.kind == "callback":
                 row = callbacks.setdefault(
                     (slot.transition, slot.label),
                     {"transition": slot.transition, "callback": slot.label, "count": 0, "time_ns": 0},
                 )
-                row["time_ns"] += slot.time_ns
+                row["time_ns"] += time_ns
         for (name, _), row in callbacks.items():
             row["count"] = sum(v["count"] for k, v in edges.items() if k.split(":")[0] == name)
         return {
@@ -174,7 +154,7 @@ class Tracer:
         }
 
     def write(
-        self, path: str | Path, counts: Mapping[str, int], graph: LifecycleGraph, failure: str | None = None
+        self, path: str | Path, counts: Counts, graph: LifecycleGraph, failure: str | None = None
     ) -> Path:
         """Write :meth:`report` as JSON to ``path`` (a folder gets ``trace.json``)."""
         path = Path(path)

@@ -96,7 +96,7 @@ from lifecycle.checkpoint.training import (
 from lifecycle.control import TrainerControl
 from lifecycle.data import EpochSampler, epoch_batches, length, loader_for, resume_method
 from lifecycle.default import TRAINING_LIFECYCLE
-from lifecycle.dispatch import Dispatcher
+from lifecycle.dispatch import Dispatcher, DispatchMode
 from lifecycle.evaluation import EvalSetup, default_label_names, evaluation_sets, prediction_loop
 from lifecycle.forward import Batch, first_checked, loss_of, make_forward
 from lifecycle.graph import LifecycleGraph
@@ -119,11 +119,16 @@ from lifecycle.trace import TRACE_FILE, Tracer
 __all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
+_OUTSIDE = "a training state ran outside train()"
 
 
 class Trainer:
     """Trains ``model`` (``forward(**batch)`` returns a dict, a ``ModelOutput`` or a tuple with the loss
-    first) as the lifecycle says."""
+    first) as the lifecycle says.
+
+    Beyond transformers' arguments: ``lifecycle`` (the declaration to run) and ``dispatch``: how it
+    runs, ``"generated"`` (Python source written for it and the callbacks; ``trainer.dispatcher.source``)
+    or ``"table"``, the slower reference (:mod:`lifecycle.dispatch`)."""
 
     def __init__(
         self,
@@ -138,6 +143,7 @@ class Trainer:
         optimizers: tuple[torch.optim.Optimizer | None, Any] = (None, None),
         preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None,
         lifecycle: Lifecycle = TRAINING_LIFECYCLE,
+        dispatch: DispatchMode = "generated",
     ):
         self.args = args if args is not None else TrainingArguments()
         set_seed(self.args.seed)
@@ -173,14 +179,12 @@ class Trainer:
         self.run: TrainingRun | None = None
         self.call = EntryCall()
         self.signals = SignalWatch(self.args.preemption_signals, self.args.save_on_interrupt)
-        #: what ``log``/``evaluate``/``predict`` callbacks receive as ``logs``/``metrics``
-        self.payload: dict[str, Any] = {}
         self.callback_kwargs: dict[str, Any] = {}
         self._refresh_kwargs()
         self.tracer = Tracer()  # counts and times every transition and callback; trace.json after train()
         display = PrinterCallback if self.args.disable_tqdm else ProgressCallback
         every = [DefaultFlowCallback, *tracker_callbacks(self.args), *(callbacks or []), display]
-        self.callback_handler = CallbackHandler(self.lifecycle, self, every, self.tracer)
+        self.callback_handler = CallbackHandler(self.lifecycle, self, every, self.tracer, dispatch)
         self.dispatcher.fire("init_end")
 
     # -- callbacks -------------------------------------------------------------------------------
@@ -207,15 +211,19 @@ class Trainer:
         self.callback_handler.remove_callback(callback)
 
     def _refresh_kwargs(self, **changes: Any) -> None:
-        self.callback_kwargs = {
-            "model": self.model,
-            "processing_class": self.processing_class,
-            "optimizer": self.optimizer,
-            "lr_scheduler": self.lr_scheduler,
-            "train_dataloader": self.callback_kwargs.get("train_dataloader"),
-            "eval_dataloader": self.callback_kwargs.get("eval_dataloader"),
-            **changes,
-        }
+        """The keyword arguments every Hugging Face style callback receives, updated in place (the
+        compiled lifecycle holds the dict)."""
+        self.callback_kwargs.update(
+            {
+                "model": self.model,
+                "processing_class": self.processing_class,
+                "optimizer": self.optimizer,
+                "lr_scheduler": self.lr_scheduler,
+                "train_dataloader": self.callback_kwargs.get("train_dataloader"),
+                "eval_dataloader": self.callback_kwargs.get("eval_dataloader"),
+                **changes,
+            }
+        )
 
     def get_tracker(self, name: str, unwrap: bool = False) -> Any:
         """The tracker called ``name`` (its native object with ``unwrap=True``), as in Accelerate."""
@@ -371,7 +379,8 @@ class Trainer:
 
     def forward_backward(self) -> None:
         """State ``step``: forward and backward one micro-batch; clip at the end of its window."""
-        run, p = self._training(), self.state.position
+        run, p = self.run, self.state.position
+        assert run is not None, _OUTSIDE
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             run.window = p.window_end - p.batch_index
@@ -405,7 +414,8 @@ class Trainer:
     def optimizer_update(self) -> None:
         """State ``optimize``: ``optimizer.step()`` (fp16: skipped when gradients overflowed;
         ``nonfinite="skip"``: skipped when a loss or the gradient is not finite, the step still counts)."""
-        run = self._training()
+        run = self.run
+        assert run is not None, _OUTSIDE
         scaler = run.scaler
         assert self.optimizer is not None
         if run.watch.policy == "skip":
@@ -422,7 +432,8 @@ class Trainer:
 
     def advance_schedule(self) -> None:
         """State ``advance``: scheduler step, gradients zeroed, ``global_step`` and ``epoch`` advanced."""
-        run, state = self._training(), self.state
+        run, state = self.run, self.state
+        assert run is not None, _OUTSIDE
         p = state.position
         if run.metric_schedule:  # stepped after each evaluation (judge_evaluation)
             assert self.optimizer is not None
@@ -451,8 +462,9 @@ class Trainer:
         if self.signals.received is not None:
             self._stop_on_signal()
 
-    def collect_train_logs(self) -> None:
-        """State ``log``: the mean loss since the last log, the gradient norm and learning rate."""
+    def collect_train_logs(self) -> dict[str, Any]:
+        """State ``log``: the mean loss since the last log, the gradient norm and learning rate (the
+        ``logs`` of the ``log`` transition that follows)."""
         run, state = self._training(), self.state
         run.loss.fold()
         run.watch.check(state.global_step, "at the log")
@@ -464,11 +476,12 @@ class Trainer:
             logs["grad_norm"] = float(run.grad_norm)
         logs["learning_rate"] = run.learning_rate
         state.position.logged_step = state.global_step
-        self._record_log(logs)
+        return {"logs": self._record_log(logs)}
 
-    def summarize_training(self) -> None:
+    def summarize_training(self) -> dict[str, Any]:
         """State ``finish``: the training summary: runtime and throughput of this process's steps, and
-        the mean training loss of the whole run (a resumed run's included, carried in checkpoints)."""
+        the mean training loss of the whole run (a resumed run's included, carried in checkpoints);
+        logged by the ``log`` transition that follows."""
         self.signals.deferring = False
         run, state = self._training(), self.state
         seal_pending(run)  # a checkpoint still being written in the background is made whole
@@ -486,7 +499,7 @@ class Trainer:
             "train_loss": run.loss.drained / state.global_step if state.global_step else 0.0,
         }
         run.output = TrainOutput(state.global_step, metrics["train_loss"], metrics)
-        self._record_log(dict(metrics))
+        return {"logs": self._record_log(dict(metrics))}
 
     def end_training(self) -> None:
         """State ``end``: the best model loaded, once verified, when ``load_best_model_at_end`` asks
@@ -496,7 +509,7 @@ class Trainer:
         self.state.position.training = False
 
     # -- state entry actions: evaluation, saving, prediction -------------------------------------
-    def run_evaluation(self) -> None:
+    def run_evaluation(self) -> dict[str, Any]:
         """State ``evaluate``: one dataset's evaluation loop; its metrics logged (``log``) and handed
         to ``evaluate``'s callbacks."""
         call, p = self.call, self.state.position
@@ -511,8 +524,8 @@ class Trainer:
         p.evaluated_step = self.state.global_step
         self._record_log(output.metrics)  # adds the epoch: evaluate()'s callbacks and result have it
         call.metrics.update(output.metrics)
-        self.dispatcher.emit("log")
-        self.payload = {"metrics": output.metrics}
+        self.dispatcher.emit("log", logs=output.metrics)
+        return {"metrics": output.metrics}
 
     def judge_evaluation(self) -> None:
         """State ``judge``: the best metric tracked; save strategy ``best`` flags a save on a new best; a
@@ -550,13 +563,13 @@ class Trainer:
         run.watch.check(self.state.global_step, "before saving")
         save_training(self, run)
 
-    def run_prediction(self) -> None:
+    def run_prediction(self) -> dict[str, Any]:
         """State ``predict``: the prediction loop over ``predict()``'s dataset."""
         call = self.call
         call.prediction = self._prediction_loop(
             self.get_test_dataloader(call.dataset), call.prefix, evaluating=False
         )
-        self.payload = {"metrics": call.prediction.metrics}
+        return {"metrics": call.prediction.metrics}
 
     def save_model(self, output_dir: str | Path | None = None) -> None:
         """Save the model for ``from_pretrained`` (its ``save_pretrained``; any other model as
@@ -611,7 +624,7 @@ class Trainer:
     def _training(self) -> TrainingRun:
         """The training run under way (the states of training run only inside one)."""
         run = self.run
-        assert run is not None, "a training state ran outside train()"
+        assert run is not None, _OUTSIDE
         return run
 
     def _loss_hook(self) -> Callable[..., Any] | None:
@@ -668,11 +681,12 @@ class Trainer:
             dataset, batch_size, self.data_collator, self.args, self.topology, self.device, train
         )
 
-    def _record_log(self, logs: dict[str, Any]) -> None:
+    def _record_log(self, logs: dict[str, Any]) -> dict[str, Any]:
+        """``logs`` with the epoch, recorded in the log history."""
         if self.state.epoch is not None:
             logs["epoch"] = self.state.epoch
         self.state.log_history.append({**logs, "step": self.state.global_step})
-        self.payload = {"logs": logs}
+        return logs
 
     def _prediction_loop(self, loader: Any, prefix: str, *, evaluating: bool) -> PredictionOutput:
         """Evaluation gathers no predictions without ``compute_metrics`` (as transformers)."""

@@ -216,7 +216,6 @@ class IdleRunner:
         self.control = TrainerControl()
         self.args = None
         self.callback_kwargs: dict[str, Any] = {}
-        self.payload: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         return lambda: None

@@ -1,5 +1,6 @@
-"""The lifecycle declaration: validation errors that name the offender, and the compiled dispatch table
-walking exactly the paths of the equivalent ``transitions.Machine``."""
+"""The lifecycle declaration: validation errors that name the offender, and the compiled lifecycle, both
+ways it runs (generated code and the reference table), walking exactly the paths of the equivalent
+``transitions.Machine``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from lifecycle import (
     TrainerControl,
     TrainerState,
 )
-from lifecycle.dispatch import Dispatcher
+from lifecycle.dispatch import MODES, Dispatcher
+
+modes = pytest.mark.parametrize("mode", MODES)
 
 
 def tiny(**changes: Any) -> dict[str, Any]:
@@ -142,7 +145,6 @@ class WalkRunner:
         self.control = TrainerControl()
         self.args = None
         self.callback_kwargs: dict[str, Any] = {}
-        self.payload: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         return lambda: None
@@ -159,10 +161,10 @@ def recorder(names: tuple[str, ...], path: list[str], oracle: Oracle) -> object:
     return type("Recorder", (), {f"on_{n}": make(n) for n in names})()
 
 
-def walk_compiled(lc: Lifecycle, seed: int, triggers: list[str]) -> list[str]:
+def walk_compiled(lc: Lifecycle, seed: int, triggers: list[str], mode: Any) -> list[str]:
     oracle, path = Oracle(seed, cap=300), []
     olc = with_oracle(lc, oracle)
-    dispatcher = Dispatcher(olc, WalkRunner(), [recorder(olc.transition_names, path, oracle)])
+    dispatcher = Dispatcher(olc, WalkRunner(), [recorder(olc.transition_names, path, oracle)], mode=mode)
     for trigger in triggers:
         dispatcher.fire(trigger)
     return path
@@ -187,10 +189,11 @@ def walk_reference(lc: Lifecycle, seed: int, triggers: list[str]) -> list[str]:
     return path
 
 
+@modes
 @pytest.mark.parametrize("seed", range(40))
-def test_compiled_table_walks_the_same_paths_as_transitions(seed: int) -> None:
+def test_compiled_lifecycle_walks_the_same_paths_as_transitions(seed: int, mode: str) -> None:
     triggers = ["init_end", *random.Random(seed).choices(["to_prepare", "to_evaluate", "to_predict"], k=3)]
-    compiled = walk_compiled(TRAINING_LIFECYCLE, seed, triggers)
+    compiled = walk_compiled(TRAINING_LIFECYCLE, seed, triggers, mode)
     reference = walk_reference(TRAINING_LIFECYCLE, seed, triggers)
     assert len(compiled) > len(triggers)
     assert compiled == reference
@@ -208,7 +211,8 @@ def test_differential_walks_cover_every_transition() -> None:
     assert seen == external
 
 
-def test_a_stuck_state_is_reported_by_name() -> None:
+@modes
+def test_a_stuck_state_is_reported_by_name(mode: Any) -> None:
     lc = Lifecycle(
         states=[State("a"), State("b"), State("c", rest=True)],
         transitions=[("go", "a", "b"), ("only_if", "b", "c", "should_log")],
@@ -216,20 +220,22 @@ def test_a_stuck_state_is_reported_by_name() -> None:
     )
     runner = WalkRunner()
     with pytest.raises(LifecycleError, match=r"stuck in state 'b'.*only_if.*should_log"):
-        Dispatcher(lc, runner, []).fire("go")
+        Dispatcher(lc, runner, [], mode=mode).fire("go")
 
 
-def test_firing_a_transition_the_state_lacks_is_an_error() -> None:
-    dispatcher = Dispatcher(TRAINING_LIFECYCLE, WalkRunner(), [])
+@modes
+def test_firing_a_transition_the_state_lacks_is_an_error(mode: Any) -> None:
+    dispatcher = Dispatcher(TRAINING_LIFECYCLE, WalkRunner(), [], mode=mode)
     with pytest.raises(LifecycleError, match="no transition 'to_prepare' can be taken from state 'init'"):
         dispatcher.fire("to_prepare")
 
 
-def test_entry_actions_must_exist_on_the_runner() -> None:
+@modes
+def test_entry_actions_must_exist_on_the_runner(mode: Any) -> None:
     class Bare:
-        state, control, args, callback_kwargs, payload = TrainerState(), TrainerControl(), None, {}, {}
+        state, control, args, callback_kwargs = TrainerState(), TrainerControl(), None, {}
 
     with pytest.raises(
         LifecycleError, match="state 'prepare': entry action 'begin_training' is not a method of Bare"
     ):
-        Dispatcher(TRAINING_LIFECYCLE, Bare(), [])
+        Dispatcher(TRAINING_LIFECYCLE, Bare(), [], mode=mode)

@@ -21,7 +21,7 @@ method runs first, then its ``@on`` methods in the order they were defined
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -86,11 +86,14 @@ def on(transition: str, *, every: int | None = None, once: int | None = None) ->
 
 
 class Event:
-    """What a native ``@on`` handler receives: the transition that fired and the trainer's state."""
+    """What a native ``@on`` handler receives: the transition that fired, how often it has fired
+    (``count``, this firing included), what it carries (``payload``: ``{"logs": ...}`` for ``log``,
+    ``{"metrics": ...}`` for ``evaluate`` and ``predict``; what the state it leaves returned, or what
+    ``emit(name, **payload)`` was given) and the trainer's state."""
 
     __slots__ = ("count", "payload", "trainer", "transition")
 
-    def __init__(self, trainer: Any, transition: str, count: int, payload: dict[str, Any]):
+    def __init__(self, trainer: Any, transition: str, count: int, payload: Mapping[str, Any]):
         self.trainer = trainer
         self.transition = transition
         self.count = count

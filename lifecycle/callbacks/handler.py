@@ -1,7 +1,8 @@
 """The trainer's callbacks in order, and the lifecycle compiled with them (``trainer.callback_handler``).
 
 As in transformers, ``add_callback``/``pop_callback``/``remove_callback`` change the list; here each
-change also recompiles the lifecycle's dispatch table, keeping where the machine stands and its counts.
+change also compiles the lifecycle again (:mod:`lifecycle.dispatch`), keeping where the machine stands
+and its counts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from lifecycle.callbacks.base import TrainerCallback
-from lifecycle.dispatch import Dispatcher, Runner
+from lifecycle.dispatch import Dispatcher, DispatchMode, Runner
 from lifecycle.machine import Lifecycle
 
 if TYPE_CHECKING:
@@ -28,11 +29,17 @@ class CallbackHandler:
     """Callbacks in firing order, and :attr:`dispatcher`: the lifecycle compiled with them."""
 
     def __init__(
-        self, lifecycle: Lifecycle, runner: Runner, callbacks: Iterable[CallbackSpec], tracer: Tracer | None
+        self,
+        lifecycle: Lifecycle,
+        runner: Runner,
+        callbacks: Iterable[CallbackSpec],
+        tracer: Tracer | None,
+        mode: DispatchMode = "generated",
     ):
         self.lifecycle = lifecycle
         self.runner = runner
         self.tracer = tracer
+        self.mode: DispatchMode = mode
         self.callbacks: list[TrainerCallback] = []
         for callback in callbacks:
             self._append(callback)
@@ -72,11 +79,18 @@ class CallbackHandler:
             logger.warning("a %s is already among the callbacks; adding another", type(cb).__name__)
         self.callbacks.append(cb)
 
-    def _compile(self) -> Dispatcher:
-        return Dispatcher(self.lifecycle, self.runner, self.callbacks, self.tracer)
+    def _compile(self, old: Dispatcher | None = None) -> Dispatcher:
+        return Dispatcher(
+            self.lifecycle,
+            self.runner,
+            self.callbacks,
+            self.tracer,
+            mode=self.mode,
+            counts=old.counts if old is not None else None,
+            standing=old.standing if old is not None else None,
+        )
 
     def _recompile(self) -> None:
-        """A new table for the changed list, in the state the old one stood, with its counts."""
-        old, self.dispatcher = self.dispatcher, self._compile()
-        self.dispatcher.node = self.dispatcher.nodes[old.current]
-        self.dispatcher.counts.update(old.counts)
+        """The lifecycle compiled for the changed list, standing where the old one stood, with its
+        counts. A run under way goes on with the callbacks it started with."""
+        self.dispatcher = self._compile(self.dispatcher)

@@ -31,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="print logs instead of a progress bar")
 
     graph = sub.add_parser("graph", help="draw a lifecycle (the default one unless --lifecycle is given)")
-    graph.add_argument("--format", choices=["mermaid", "dot", "svg", "png"], default="mermaid")
+    graph.add_argument(
+        "--format",
+        choices=["mermaid", "dot", "svg", "png", "python"],
+        default="mermaid",
+        help="python: the source the trainer generates and runs for the lifecycle and callbacks",
+    )
     graph.add_argument(
         "--lifecycle", metavar="MODULE:ATTR", help="a Lifecycle object to draw instead of the default"
     )

@@ -1,4 +1,6 @@
-"""``lifecycle graph``: draw a lifecycle, the default one or a user's, with callbacks listed on its edges.
+"""``lifecycle graph``: draw a lifecycle, the default one or a user's, with callbacks listed on its edges;
+``--format python`` prints the source the trainer generates and runs for them instead
+(:func:`lifecycle.dispatch.python_source`).
 
 Neither torch nor the trainer is imported: the lifecycle and the callbacks are read from
 ``MODULE:ATTR`` specs, and callback classes are listed without being instantiated.
@@ -80,9 +82,14 @@ def graph_command(
                 ):
                     raise ValueError(f"{spec!r}: {item!r} is not a TrainerCallback class or instance")
             callbacks += items
-        graph = LifecycleGraph.of(lifecycle, callback_labels(lifecycle, callbacks))
         fmt = _format_for(fmt, output)
-        data = graph.to_bytes(fmt)
+        if fmt == "python":
+            from lifecycle.dispatch import python_source
+            from lifecycle.trace import Tracer
+
+            data = python_source(lifecycle, callbacks, Tracer()).encode()
+        else:
+            data = LifecycleGraph.of(lifecycle, callback_labels(lifecycle, callbacks)).to_bytes(fmt)
     except (ValueError, LifecycleError, GraphvizNotFound, RuntimeError) as exc:
         print(f"lifecycle graph: {exc}", file=sys.stderr)
         return 1

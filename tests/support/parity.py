@@ -68,17 +68,20 @@ def eval_data(case: dict[str, Any]) -> Any:
     return Examples(case.get("eval_size", 6), seed=1)
 
 
-def run(library: str, out: Path, case: dict[str, Any]) -> list[Record]:
-    """Train ``case`` with ``library`` ('hf' or 'ours') and return what the recorder saw."""
+def run(library: str, out: Path, case: dict[str, Any], dispatch: str = "generated") -> list[Record]:
+    """Train ``case`` with ``library`` ('hf' or 'ours', its lifecycle run the ``dispatch`` way) and return
+    what the recorder saw."""
     if library == "hf":
         import transformers as lib
 
         extra = {"report_to": "none", "use_cpu": True, "disable_tqdm": True, "save_only_model": False}
+        build = {}
         from transformers import EarlyStoppingCallback, TrainerCallback
     else:
         import lifecycle as lib  # type: ignore[no-redef]
 
         extra = {"disable_tqdm": True}
+        build = {"dispatch": dispatch}
         from lifecycle import EarlyStoppingCallback, TrainerCallback  # type: ignore[assignment]
 
     torch.manual_seed(0)
@@ -104,6 +107,7 @@ def run(library: str, out: Path, case: dict[str, Any]) -> list[Record]:
         eval_dataset=eval_data(case),
         compute_metrics=ScriptedMetric(metric) if metric else None,
         callbacks=callbacks,
+        **build,
     )
     trainer.train()
     for call in case.get("after", ()):
