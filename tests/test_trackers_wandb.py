@@ -37,6 +37,7 @@ def test_a_resumed_training_and_a_later_evaluation_continue_the_run(tmp_path: Pa
     trainer = make_trainer(out, report_to="wandb", save_strategy="steps", save_steps=5)
     trainer.train(resume_from_checkpoint=str(out / "checkpoint-5"))
     metrics = trainer.evaluate()
+    wandb.finish()  # an evaluation on its own leaves its run open, as transformers' callback does
     wandb.teardown()
 
     # offline, each process (and each reopening) writes a folder of its own, all with the one run id
