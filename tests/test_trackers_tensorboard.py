@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,19 @@ def test_resume_replaces_what_the_first_run_logged_past_the_checkpoint(tmp_path:
     # TensorBoard shows one value per step: the evaluation after training (step 10 again) is not checked
     assert_history_in(scalar_series(read_events(logs)), resumed.state.log_history[:-1])
     steps = [e.step for e in read_events(logs).Scalars("train/loss")]
+    assert steps == [2, 4, 6, 8, 10]  # each step once: the first run's 6..10 were purged
+
+
+def test_a_resumed_training_writes_into_the_dated_folder_it_started(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    settings = {"save_strategy": "steps", "save_steps": 4}
+    make_trainer(out, report_to="tensorboard", **settings).train()
+    (first,) = (out / "runs").iterdir()
+    time.sleep(1.1)  # the dated default of a later process names another second
+    resumed = make_trainer(out, report_to="tensorboard", **settings)
+    resumed.train(resume_from_checkpoint=out / "checkpoint-4")
+    assert list((out / "runs").iterdir()) == [first]
+    steps = [e.step for e in read_events(first).Scalars("train/loss")]
     assert steps == [2, 4, 6, 8, 10]  # each step once: the first run's 6..10 were purged
 
 

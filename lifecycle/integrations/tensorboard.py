@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,11 @@ def _hparam(value: Any) -> bool | int | float | str:
 
 
 class TensorBoardTracker(GeneralTracker):
-    """Event files under ``logging_dir``: a scalar per metric, text for strings, hparams at the end."""
+    """Event files under ``logging_dir``: a scalar per metric, text for strings, hparams at the end.
+
+    A resumed training writes into the folder its checkpoint names, unless a folder was chosen
+    (``logging_dir``, ``$TENSORBOARD_LOGGING_DIR``): the dated default would otherwise split the run in two.
+    """
 
     name = "tensorboard"
     requires_logging_directory = True
@@ -41,20 +46,32 @@ class TensorBoardTracker(GeneralTracker):
         self._purge_step: int | None = None
         self._hparams: dict[str, Any] = {}
         self._metrics: set[str] = set()
+        #: whether ``logging_dir`` is the dated default, which a resumed training replaces by its own
+        self.dated = False
 
     @classmethod
     def from_args(cls, args: Any) -> TensorBoardTracker:
         """``args.logging_dir`` or ``$TENSORBOARD_LOGGING_DIR`` or ``<output_dir>/runs/<date>_<host>``."""
         env = os.environ.get("TENSORBOARD_LOGGING_DIR")
-        folder = args.logging_dir or (
-            os.path.expanduser(env) if env else default_logging_dir(args.output_dir)
-        )
-        return cls(args.run_name, folder)
+        chosen = args.logging_dir or (os.path.expanduser(env) if env else None)
+        tracker = cls(args.run_name, chosen or default_logging_dir(args.output_dir))
+        tracker.dated = chosen is None
+        return tracker
 
     @property
     def tracker(self) -> Any:
         """The ``tensorboardX.SummaryWriter``."""
         return self.writer
+
+    def run_identity(self) -> dict[str, Any] | None:
+        """The folder of the event files."""
+        return {"logging_dir": os.path.abspath(self.logging_dir)}
+
+    def continue_run(self, identity: Mapping[str, Any]) -> None:
+        """Back into the folder the run wrote, if this one is the dated default and that one is there."""
+        folder = identity.get("logging_dir")
+        if self.dated and self.writer is None and isinstance(folder, str) and os.path.isdir(folder):
+            self.logging_dir = folder
 
     def rewind(self, step: int) -> None:
         """Training (re)starts after ``step``: TensorBoard hides what an earlier run wrote past it here."""
