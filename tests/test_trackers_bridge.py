@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import multiprocessing
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -215,15 +216,25 @@ def test_only_rank_zero_reports_unless_the_tracker_says_otherwise(tmp_path: Path
     assert len(zero["history"]) >= 4
 
 
-def test_a_launcher_rank_other_than_zero_keeps_main_process_trackers_quiet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RANK", "1")  # as torchrun sets it, before any process group is up
-    every = EveryRank()
-    trainer = make_trainer(tmp_path / "run", report_to=["jsonl", every])
-    trainer.train()
+def _train_as_launcher_rank_one(folder: str) -> None:
+    os.environ["RANK"] = "1"  # as torchrun sets it, before any process group is up
+    _train_and_record(1, folder)
+
+
+@pytest.mark.slow
+def test_a_launcher_rank_other_than_zero_keeps_main_process_trackers_quiet(tmp_path: Path) -> None:
+    # a process of its own: the check reads this process's launcher environment and process group
+    spawn = multiprocessing.get_context("spawn")
+    process = spawn.Process(target=_train_as_launcher_rank_one, args=(str(tmp_path),))
+    process.start()
+    process.join(60)
+    if process.exitcode is None:
+        process.kill()
+    assert process.exitcode == 0
+
     assert not (tmp_path / "run" / METRICS_FILE).exists()
-    assert len(every.rows) == len(trainer.state.log_history) == 8
+    one = json.loads((tmp_path / "rank1.json").read_text())
+    assert one["every_rank_rows"] == len(one["history"]) == 8
 
 
 def test_test_metrics_are_named_test_and_logged_at_the_current_step(tmp_path: Path) -> None:
