@@ -54,7 +54,7 @@ data = B.Regression(4096)
 batches = B.ready_batches(steps + extra)
 real_args = B.TrainingArguments
 loops = {{
-    "hand": lambda n: (mark(), B.hand_written(n, data), mark()),
+    "hand": lambda n: (mark(), B.hand_written(n), mark()),
     "lifecycle": lambda n: B.with_lifecycle(n, data),
     "lifecycle, no progress bar": lambda n: B.with_lifecycle(n, data),
     "tiny hand": lambda n: (mark(), B.tiny_hand(batches[:n]), mark()),

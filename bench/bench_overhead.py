@@ -23,7 +23,8 @@ import time
 from typing import Any
 
 import torch
-from workloads import MLP, Regression
+from runners import hand_loop
+from workloads import MLP, WORKLOADS, Regression, sgd
 
 from lifecycle import (
     Lifecycle,
@@ -37,31 +38,9 @@ from lifecycle import (
 from lifecycle.dispatch import Dispatcher
 
 
-def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-def hand_written(steps: int, data: Regression, device: str = "cpu") -> float:
-    model = MLP().to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    scheduler = constant(optimizer)
-    loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True)
-    start = time.perf_counter()
-    done = 0
-    while done < steps:
-        for batch in loader:
-            if device != "cpu":
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            loss = model(**batch)["loss"]
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            model.zero_grad(set_to_none=True)
-            done += 1
-            if done == steps:
-                break
-    _synchronize(device)
-    return (time.perf_counter() - start) / steps
+def hand_written(steps: int, device: str = "cpu") -> float:
+    """The hand-written loop of ``bench_peers``, on its MLP workload."""
+    return hand_loop(WORKLOADS["mlp"], steps, device, logging_steps=0).seconds_per_step
 
 
 def _synchronize(device: str) -> None:
@@ -73,7 +52,6 @@ def with_lifecycle(
     steps: int, data: Regression, callbacks: list[Any] | None = None, device: str = "cpu"
 ) -> float:
     model = MLP().to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out,
@@ -89,7 +67,7 @@ def with_lifecycle(
             model,
             args,
             train_dataset=data,
-            optimizers=(optimizer, constant(optimizer)),
+            optimizers=sgd(model),
             callbacks=[clock, *(callbacks or [])],
         )
         trainer.train()
@@ -137,8 +115,7 @@ class FromList(Trainer):
 
 def tiny_hand(batches: list[dict[str, torch.Tensor]]) -> float:
     model = Tiny()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    scheduler = constant(optimizer)
+    optimizer, scheduler = sgd(model)
     losses = []
     start = time.perf_counter()
     for batch in batches:
@@ -153,7 +130,6 @@ def tiny_hand(batches: list[dict[str, torch.Tensor]]) -> float:
 
 def tiny_lifecycle(batches: list[dict[str, torch.Tensor]], progress: bool) -> float:
     model = Tiny()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
             output_dir=out,
@@ -165,9 +141,7 @@ def tiny_lifecycle(batches: list[dict[str, torch.Tensor]], progress: bool) -> fl
             use_cpu=True,
         )
         clock = Stopwatch("cpu")
-        trainer = FromList(
-            model, args, train_dataset=batches, optimizers=(optimizer, constant(optimizer)), callbacks=[clock]
-        )
+        trainer = FromList(model, args, train_dataset=batches, optimizers=sgd(model), callbacks=[clock])
         trainer.train()
         return clock.elapsed / len(batches)
 
@@ -251,10 +225,10 @@ def main() -> None:
     def say(text: str) -> None:
         print(text, file=report, flush=True)
 
-    hand_written(300, data, device), with_lifecycle(300, data, device=device)  # warm up
+    hand_written(300, device), with_lifecycle(300, data, device=device)  # warm up
     hand, ours, ratios = [], [], []
     for _ in range(opts.rounds):
-        h = hand_written(opts.steps, data, device)
+        h = hand_written(opts.steps, device)
         o = with_lifecycle(opts.steps, data, device=device)
         hand.append(h), ours.append(o), ratios.append(o / h)
     say(f"training step on {device}, {opts.steps} steps x {opts.rounds} rounds (median):")
