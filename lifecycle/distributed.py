@@ -44,9 +44,11 @@ class Topology:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    distributed: bool = attrs.field(init=False)
+    """More than one process trains (read at every step boundary: a field, not a property)."""
 
-    @property
-    def distributed(self) -> bool:
+    @distributed.default
+    def _several(self) -> bool:
         return self.world_size > 1
 
     @property

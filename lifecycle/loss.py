@@ -26,20 +26,23 @@ class LossTally:
         nan_inf_filter: bool,
         total: torch.Tensor | None = None,
         census: Census | None = None,
+        marks: list[int] | None = None,
     ):
         self.device = device
         self.nan_inf_filter = nan_inf_filter
         self.census = census
+        self.marks = marks if marks is not None else []
+        """The census index of each step's first loss (:meth:`begin_step` appends; whoever reads the
+        census clears it)."""
         self.pending: list[torch.Tensor] = []
         self.total = total if total is not None else torch.zeros((), device=device)
         """The summed losses folded so far (a resumed run starts from the checkpoint's)."""
         self.drained = 0.0
         """Everything :meth:`drain` has read: the run's summed loss."""
 
-    @property
-    def index(self) -> int:
-        """The census index the next loss gets."""
-        return (self.census.seen if self.census is not None else 0) + len(self.pending)
+    def begin_step(self) -> None:
+        """An optimizer step begins: the next loss added is its first (one append per step)."""
+        self.marks.append((self.census.seen if self.census is not None else 0) + len(self.pending))
 
     def add(self, loss: torch.Tensor) -> None:
         self.pending.append(loss.detach())

@@ -86,13 +86,10 @@ class NonFiniteWatch:
         self.since = 0
         """``global_step`` at the last check (or when the run began)."""
         self.loss_marks: list[int] = []
-        """The index of each step's first loss, for the steps since the last check."""
+        """The index of each step's first loss, for the steps since the last check (the loss tally
+        appends to this list: :meth:`~lifecycle.loss.LossTally.begin_step`)."""
         self.window: list[torch.Tensor] = []
         """``skip``: the losses of the step under way."""
-
-    def step_begins(self, loss_index: int) -> None:
-        """A new step's first micro-batch loss will have index ``loss_index`` (one append per step)."""
-        self.loss_marks.append(loss_index)
 
     def add_norm(self, norm: torch.Tensor) -> None:
         """One step's gradient norm, kept on the device."""
@@ -124,7 +121,7 @@ class NonFiniteWatch:
             found.append(Finding("gradient norm", norm_nan, norm_inf, since + 1 + norm_first))
         self.losses.reset()
         self.norms.reset()
-        self.loss_marks = []
+        self.loss_marks.clear()  # in place: the loss tally appends to it
         if found:
             self._act(found, since, step, where)
         return found

@@ -58,6 +58,9 @@ class TrainingRun:
     """Its resume state, until the first epoch opens and takes it."""
     grad_norm: torch.Tensor | None = None
     """The last step's gradient norm (clipped runs), on the device."""
+    parameters: list[torch.nn.Parameter] = attrs.field(factory=list)
+    """The model's parameters, listed once per run: clipped and zeroed at each step without walking the
+    model's modules."""
     clip: Callable[[Any, float], torch.Tensor] = torch.nn.utils.clip_grad_norm_
     """``(parameters, max_norm) -> total norm``: clips the gradients (sharded ones under FSDP)."""
     saving_group: Any = None

@@ -315,7 +315,9 @@ class Trainer:
             plan=plan,
             resume_method=resume_method(loader),
             forward=make_forward(wrapped, args, self.device, self._loss_hook()),
-            loss=LossTally(self.device, args.logging_nan_inf_filter, census=watch.losses),
+            loss=LossTally(
+                self.device, args.logging_nan_inf_filter, census=watch.losses, marks=watch.loss_marks
+            ),
             watch=watch,
             no_sync=ddp.no_sync if isinstance(ddp, DistributedDataParallel) else None,
             metric_schedule=steps_on_metric(self.lr_scheduler),
@@ -327,6 +329,7 @@ class Trainer:
 
             fit_run(run, ddp, args, self.device, self.topology.distributed)
         run.forward = first_checked(run.forward, run)  # a batch that is not a dict is refused at once
+        run.parameters = list(self.model.parameters())  # once: wrapping (FSDP2) has replaced them
         self.control.should_training_stop = False  # a new run; a resumed one restores the flag
         if run.resume_from is not None:
             self.state = load_training(self, run, run.resume_from)
@@ -384,7 +387,7 @@ class Trainer:
         if p.batch_index >= p.window_end:  # the first micro-batch of a window
             p.window_end = min(p.batch_index + self.args.gradient_accumulation_steps, p.batches_in_epoch)
             run.window = p.window_end - p.batch_index
-            run.watch.step_begins(run.loss.index)
+            run.loss.begin_step()
         batch = next(run.batches)
         if run.no_sync is not None and p.batch_index + 1 < p.window_end:
             with run.no_sync():  # DDP all-reduces a window's gradient once, at its last micro-batch
@@ -396,7 +399,7 @@ class Trainer:
             if run.scaler is not None:
                 assert self.optimizer is not None
                 run.scaler.unscale_(self.optimizer)
-            run.grad_norm = run.clip(self.model.parameters(), self.args.max_grad_norm)
+            run.grad_norm = run.clip(run.parameters, self.args.max_grad_norm)
             if run.scaler is None:  # under fp16 an overflow is the scaler's to skip, not an error
                 run.watch.add_norm(run.grad_norm)
 
@@ -441,7 +444,8 @@ class Trainer:
         else:
             run.learning_rate = self.lr_scheduler.get_last_lr()[0]
             self.lr_scheduler.step()
-        self.model.zero_grad(set_to_none=True)
+        for parameter in run.parameters:  # model.zero_grad(set_to_none=True), without its module walk
+            parameter.grad = None
         state.global_step += 1
         state.epoch = p.epoch_index + p.batch_index / p.batches_in_epoch
 
