@@ -2,10 +2,12 @@
 
 A :class:`Tracer` given to the :class:`~lifecycle.dispatch.Dispatcher` holds one time slot per
 callback, effect and entry action, found once, at compile time. The generated code counts each
-transition and each call with plain list increments, and times a sample of the calls between two reads
-of ``perf_counter_ns``: each slot's first EXACT calls, then one in EVERY (:func:`sampled`), so rare
-calls are timed exactly and a per-step call costs a clock read now and then; the report scales each
-slot's sampled time up to all its calls. Nothing is looked up while running. The trainer writes
+transition with a plain list increment and times a sample of the calls between two reads of
+``perf_counter_ns``: the calls a transition leads to are timed the first EXACT times it is taken, then
+one time in EVERY (:func:`sampled`), so rare calls are timed exactly and a per-step call costs a clock
+read now and then. A slot's calls are the counts of the transitions that lead to it, read when the
+trace is written (:meth:`Tracer.follow`); the report scales each slot's sampled time up to all its
+calls. Nothing is looked up while running. The trainer writes
 ``trace.json`` into ``output_dir`` when ``train()`` returns, or raises; ``lifecycle trace RUN_DIR``
 reads it back (:mod:`lifecycle.cli.trace`)::
 
@@ -69,10 +71,16 @@ class Tracer:
     def __init__(self) -> None:
         #: nanoseconds per slot, of the calls timed
         self.times: list[int] = []
-        #: calls per slot (of which :func:`sampled` were timed)
+        #: calls per slot
         self.calls: list[int] = []
+        #: calls per slot that were timed
+        self.timed_calls: list[int] = []
         self._slots: list[_Slot] = []
         self._index: dict[tuple[str, str, str], int] = {}
+        #: generated code: slot -> the transitions leading to it, and their counts when last settled
+        self._feeds: dict[int, tuple[int, ...]] = {}
+        self._edges: list[int] = []
+        self._settled: dict[int, int] = {}
 
     # -- compile time ---------------------------------------------------------------------------
     def slot(self, transition: str, edge: str, label: str, kind: str) -> int:
@@ -85,17 +93,37 @@ class Tracer:
             self._slots.append(_Slot(transition, edge, label, kind))
             self.times.append(0)
             self.calls.append(0)
+            self.timed_calls.append(0)
         return index
+
+    def follow(self, feeds: dict[int, tuple[int, ...]], edges: list[int]) -> None:
+        """From now on, slot ``k``'s calls are the calls of the transitions ``feeds[k]``, counted in
+        ``edges`` (the generated code's way: it counts transitions, not calls). The calls of the slots
+        followed until now are settled first, so a recompiled lifecycle adds to them."""
+        self.settle()
+        self._feeds, self._edges = feeds, edges
+        self._settled = {i: edges[i] for ks in feeds.values() for i in ks}
+
+    def settle(self) -> None:
+        """Bring :attr:`calls` and :attr:`timed_calls` up to the transition counts."""
+        edges, settled = self._edges, self._settled
+        for k, feeding in self._feeds.items():
+            for i in feeding:
+                before, now = settled[i], edges[i]
+                self.calls[k] += now - before
+                self.timed_calls[k] += sampled(now) - sampled(before)
+        self._settled = {i: edges[i] for i in settled}
 
     def timed(self, step: Step, index: int) -> Step:
         """``step`` counted in slot ``index`` and, when sampled, timed (the table dispatcher's way)."""
-        clock, times, calls = time.perf_counter_ns, self.times, self.calls
+        clock, times, calls, timed_calls = time.perf_counter_ns, self.times, self.calls, self.timed_calls
 
         def timed(*args: Any) -> Any:
             calls[index] += 1
             n = calls[index]
             if n > EXACT and n % EVERY:
                 return step(*args)
+            timed_calls[index] += 1
             t0 = clock()
             try:
                 return step(*args)
@@ -106,12 +134,14 @@ class Tracer:
 
     def estimate(self, index: int) -> int:
         """Slot ``index``'s time over all its calls, from the calls timed."""
-        calls = self.calls[index]
-        return self.times[index] * calls // sampled(calls) if calls else 0
+        self.settle()
+        timed = self.timed_calls[index]
+        return self.times[index] * self.calls[index] // timed if timed else 0
 
     # -- reading --------------------------------------------------------------------------------
     def report(self, counts: Counts, graph: LifecycleGraph, failure: str | None = None) -> dict[str, Any]:
         """The trace as plain data (what ``trace.json`` holds); ``failure`` says why a run stopped early."""
+        self.settle()
         slots = [(slot, self.estimate(i)) for i, slot in enumerate(self._slots)]
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:

@@ -380,5 +380,12 @@ def test_the_trace_counts_every_call_and_times_a_sample(mode: Any) -> None:
         dispatcher.counts["start"] + dispatcher.counts["tick"] + dispatcher.counts.edge("log:report->work")
     )
     work = tracer.slot("", "work", "work", "action")
+    tracer.settle()
     assert tracer.calls[work] == entries > EXACT
+    if mode == "table":  # each call counted by itself
+        assert tracer.timed_calls[work] == sampled(entries)
+    else:  # sampled by the count of the transition that led to the call
+        counts = dispatcher.counts
+        leading = [counts["start"], counts["tick"], counts.edge("log:report->work")]
+        assert tracer.timed_calls[work] == sum(sampled(n) for n in leading) < entries
     assert tracer.estimate(work) >= tracer.times[work] > 0

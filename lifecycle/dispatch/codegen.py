@@ -11,10 +11,12 @@ the generated lines) and binds its names to the runner's methods and the callbac
 The source reads as the lifecycle: one block per state that several transitions enter, tried in the
 order of how many transitions enter them (the busiest first); inside a block the entry action, then the
 exits in the order their guards are tried. Bookkeeping is plain arithmetic: ``E[i] += 1`` counts the
-``i``-th declared transition (:class:`~lifecycle.dispatch.counts.Counts`); with a tracer, one clock read
-after each callback, effect and entry action gives the time since the previous read to that call's
-slot ``T[k]``; ``where = k`` before each call says, should it raise, which call it was
-(:mod:`lifecycle.dispatch.errors`). ``lifecycle graph --format python`` prints the source.
+``i``-th declared transition (:class:`~lifecycle.dispatch.counts.Counts`); with a tracer, the count of
+the transition just taken decides whether the calls it leads to are timed (its first EXACT, then one in
+EVERY: ``timed = ...``), and a timed call's time goes to its slot ``T[k]``; how many calls each slot had
+is read from the transition counts when the trace is written (:meth:`lifecycle.trace.Tracer.follow`).
+Should a call raise, the line it was on tells which call it was (:mod:`lifecycle.dispatch.errors`).
+``lifecycle graph --format python`` prints the source.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ EMPTY: types.MappingProxyType[str, Any] = types.MappingProxyType({})
 #: names the generated code defines or uses itself
 _RESERVED = frozenset(
     "run runner E B T clock fail adopt Event EMPTY LifecycleError state control args kwargs payload at "
-    "where t0 timed r n edge exc error S".split()
+    "t0 timed r n edge exc error".split()
 )
 _counter = itertools.count(1)
 
@@ -77,10 +79,12 @@ class Program:
     guards: dict[str, Any]
     #: name in the source -> (callback index, method name)
     handlers: dict[str, tuple[int, str]]
-    #: ``where = k`` names ``sites[k]``
-    sites: tuple[Site, ...]
+    #: line number in the source -> the call, guard or action written on that line
+    sites: dict[int, Site]
     #: ``(state, transition)`` -> name of the function that fires that internal transition
     emits: dict[tuple[str, str], str]
+    #: time slot -> the transitions whose counts are its calls (what leads to it)
+    feeds: dict[int, tuple[int, ...]]
 
 
 class _Names:
@@ -116,7 +120,8 @@ class _Writer:
         self.slot = slot
         self.names = _Names()
         self.lines: list[str] = []
-        self.sites: list[Site] = []
+        self.sites: dict[int, Site] = {}
+        self.feeds: dict[int, tuple[int, ...]] = {}
         self.actions: dict[str, tuple[str, str]] = {}
         self.action_names: dict[str, str] = {}
         self.effects: dict[str, tuple[str, str]] = {}
@@ -147,24 +152,34 @@ class _Writer:
         self.heads.sort(key=lambda name: (-busy[name], order[name]))
 
     # -- small pieces ----------------------------------------------------------------------------
-    def put(self, indent: int, text: str) -> None:
+    def put(self, indent: int, text: str, site: Site | None = None) -> None:
+        """Add a line; ``site``: what an error raised on it came from."""
         self.lines.append("    " * indent + text)
+        if site is not None:
+            self.sites[len(self.lines)] = site
 
-    def site(self, indent: int, kind: str, text: str, where: str) -> None:
-        self.sites.append(Site(kind, text, where))
-        self.put(indent, f"where = {len(self.sites) - 1}")
-
-    def time(self, indent: int, transition: str, edge: str, label: str, kind: str) -> int | None:
-        """Before a timed call: count it in its slot and, when it is one of the calls sampled
-        (:func:`lifecycle.trace.sampled`), read the clock. Returns the slot (None: nothing timed)."""
+    def time(
+        self, indent: int, transition: str, edge: str, label: str, kind: str, feeds: tuple[int, ...]
+    ) -> int | None:
+        """Before a timed call: the clock read, when the transition that led here was one of those
+        sampled (:func:`lifecycle.trace.sampled`). ``feeds``: the transitions whose counts are the
+        slot's calls. Returns the slot (None: nothing timed)."""
         if self.slot is None:
             return None
         k = self.slot(transition, edge, label, kind)
-        self.put(indent, f"S[{k}] += 1")
-        self.put(indent, f"timed = S[{k}] <= {EXACT} or not S[{k}] & {EVERY - 1}")
+        self.feeds[k] = feeds
         self.put(indent, "if timed:")
         self.put(indent + 1, "t0 = clock()")
         return k
+
+    def leads_to_calls(self, t: Transition) -> bool:
+        """Whether taking ``t`` leads to a timed call: its effect, a handler, its target's entry action."""
+        plan = self.plan_of[id(t)]
+        return bool(
+            t.effect is not None
+            or plan.handlers
+            or (t.dest is not None and self.lc.state(t.dest).action is not None)
+        )
 
     def timed(self, indent: int, k: int | None) -> None:
         """After a timed call: its time, when it was sampled."""
@@ -214,6 +229,9 @@ class _Writer:
         plan = self.plan_of[id(t)]
         self.put(indent, f"# {_line(self.describe(t))}")
         self.put(indent, f"E[{plan.index}] += 1")
+        if self.slot is not None and self.leads_to_calls(t):
+            e = f"E[{plan.index}]"
+            self.put(indent, f"timed = {e} <= {EXACT} or not {e} & {EVERY - 1}")
         if plan.resets:
             self.put(indent, " = ".join(f"control.{f}" for f in plan.resets) + " = False")
         if t.effect is not None:
@@ -221,9 +239,8 @@ class _Writer:
             if name is None:
                 name = self.effect_names[t.effect] = self.names(t.effect)
                 self.effects[name] = (t.describe(), t.effect)
-            self.site(indent, "effect", f"effect {t.effect}", plan.label)
-            k = self.time(indent, t.name, plan.key, t.effect, "effect")
-            self.put(indent, f"{name}()")
+            k = self.time(indent, t.name, plan.key, t.effect, "effect", (plan.index,))
+            self.put(indent, f"{name}()", Site("effect", f"effect {t.effect}", plan.label))
             self.timed(indent, k)
         for handler in plan.handlers:
             self.call(indent, plan, handler)
@@ -234,8 +251,8 @@ class _Writer:
         if name is None:
             name = self.handler_names[key] = self.names(f"{self.callback_names[h.callback]}_{h.attr}")
             self.handlers[name] = key
-        self.site(indent, "callback", f"callback {h.label}", plan.label)
-        k = self.time(indent, plan.name, plan.key, h.label, "callback")
+        site = Site("callback", f"callback {h.label}", plan.label)
+        k = self.time(indent, plan.name, plan.key, h.label, "callback", (plan.index,))
         sub = h.subscription
         if sub is None:
             extra = (
@@ -244,9 +261,9 @@ class _Writer:
                 else []
             )
             extra += ["**kwargs"] if h.kwargs else []  # a method that never reads them is not given them
-            self.put(indent, f"r = {name}({', '.join(['args', 'state', 'control', *extra])})")
+            self.put(indent, f"r = {name}({', '.join(['args', 'state', 'control', *extra])})", site)
             self.put(indent, "if r is not None and r is not control:")
-            self.put(indent + 1, "adopt(r)")
+            self.put(indent + 1, "adopt(r)", site)
         else:
             self.put(indent, "n = " + " + ".join([f"B[{_q(plan.name)}]", *self.edge_counts(plan.name)]))
             tests = [f"n == {sub.once}"] if sub.once is not None else []
@@ -255,7 +272,7 @@ class _Writer:
             if tests:
                 self.put(indent, f"if {' and '.join(tests)}:")
                 inner += 1
-            self.put(inner, f"{name}(Event(runner, {_q(plan.name)}, n, payload))")
+            self.put(inner, f"{name}(Event(runner, {_q(plan.name)}, n, payload))", site)
         self.timed(indent, k)
 
     def edge_counts(self, name: str) -> list[str]:
@@ -295,9 +312,10 @@ class _Writer:
             if action is None:
                 action = self.action_names[name] = self.names(state.action)
                 self.actions[action] = (name, state.action)
-            self.site(indent, "action", state.action, name)
-            k = self.time(indent, "", name, state.action, "action")
-            self.put(indent, f"payload = {action}() or EMPTY" if wants else f"{action}()")
+            entering = tuple(p.index for p in self.plans if p.transition.dest == name)
+            k = self.time(indent, "", name, state.action, "action", entering)
+            call = f"payload = {action}() or EMPTY" if wants else f"{action}()"
+            self.put(indent, call, Site("action", state.action, name))
             self.timed(indent, k)
             self.put(indent, "state = runner.state")
         elif wants:
@@ -306,10 +324,11 @@ class _Writer:
         for t in exits:
             guard = self.guard(t)
             if guard:
-                self.site(indent, "guard", describe_guard(t.guard), self.plan_of[id(t)].label)
                 inlined = callable(t.guard) and not guard.startswith(f"{self.guard_names.get(id(t.guard))}(")
                 self.put(
-                    indent, f"if {guard}:" + (f"  # {_line(describe_guard(t.guard))}" if inlined else "")
+                    indent,
+                    f"if {guard}:" + (f"  # {_line(describe_guard(t.guard))}" if inlined else ""),
+                    Site("guard", describe_guard(t.guard), self.plan_of[id(t)].label),
                 )
                 self.take(indent + 1, t)
                 assert t.dest is not None
@@ -320,7 +339,6 @@ class _Writer:
                 self.go(indent, t.dest, in_loop=True)
                 return
         tried = ", ".join(self.plan_of[id(t)].label for t in exits)
-        self.put(indent, "where = -1")
         self.put(
             indent, f"raise LifecycleError({_q(f'stuck in state {name!r}: no guard holds among {tried}')})"
         )
@@ -332,14 +350,13 @@ class _Writer:
             "control = runner.control",
             "args = runner.args",
             "kwargs = runner.callback_kwargs",
-            "where = -1",
             "try:",
         ):
             self.put(indent, line)
 
     def epilogue(self, indent: int) -> None:
         self.put(indent, "except BaseException as exc:")
-        self.put(indent + 1, "error = fail(exc, where)")
+        self.put(indent + 1, "error = fail(exc)")
         self.put(indent + 1, "if error is None:")
         self.put(indent + 2, "raise")
         self.put(indent + 1, "raise error from exc")
@@ -383,12 +400,11 @@ class _Writer:
             f"# The lifecycle {self.lc.name!r} "
             + (f"with its callbacks {cbs}," if cbs else "with no callbacks,"),
             "# generated by lifecycle.dispatch.codegen (`lifecycle graph --format python` prints it).",
-            "# E[i] += 1 counts the i-th declared transition; `where = k` names the call an error would",
-            "# come from.",
+            "# E[i] += 1 counts the i-th declared transition.",
             *(
                 [
-                    f"# S[k] counts the calls of slot k; the first {EXACT} of them, then one in {EVERY},",
-                    "# are timed: T[k] holds their time.",
+                    f"# The first {EXACT} times a transition is taken, then one in {EVERY}, the calls it",
+                    "# leads to are timed: T[k] holds the time of slot k.",
                 ]
                 if self.slot
                 else []
@@ -408,8 +424,9 @@ class _Writer:
             self.effects,
             self.guards,
             self.handlers,
-            tuple(self.sites),
+            self.sites,
             self.emits,
+            self.feeds,
         )
 
 
@@ -456,15 +473,15 @@ def load(
     namespace.update({name: getattr(callbacks[i], attr) for name, (i, attr) in program.handlers.items()})
     sites = program.sites
 
-    def fail(exc: BaseException, where: int) -> BaseException | None:
-        return failure(exc, sites[where] if where >= 0 else None, runner)
+    def fail(exc: BaseException) -> BaseException | None:
+        trace = exc.__traceback__  # its first frame is the generated function that caught it
+        return failure(exc, sites.get(trace.tb_lineno) if trace is not None else None, runner)
 
     namespace.update(
         runner=runner,
         E=counts.edges,
         B=counts.base,
         T=tracer.times if tracer is not None else None,
-        S=tracer.calls if tracer is not None else None,
         clock=time.perf_counter_ns,
         fail=fail,
         adopt=_adopt(runner.control),
@@ -475,4 +492,6 @@ def load(
     filename = f"<lifecycle generated #{next(_counter)}>"
     linecache.cache[filename] = (len(program.source), None, program.source.splitlines(True), filename)
     exec(compile(program.source, filename, "exec"), namespace)
+    if tracer is not None:
+        tracer.follow(program.feeds, counts.edges)
     return {name: namespace[name] for name in ("run", *program.emits.values())}
