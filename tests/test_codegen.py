@@ -199,6 +199,20 @@ def test_a_failing_callback_is_named_with_its_transition(mode: Any) -> None:
 
 
 @modes
+def test_a_callback_returning_something_else_is_named(mode: Any) -> None:
+    class Odd(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> int:
+            return 42
+
+    with pytest.raises(CallbackError) as info:
+        walk(mode, callbacks=[Odd()])
+    assert str(info.value).startswith(
+        "callback Odd.on_log raised TypeError on transition 'log' (work -> report [should_log]) "
+        "at global_step 4: returned int"
+    )
+
+
+@modes
 def test_a_failing_guard_says_which(mode: Any) -> None:
     def broken(s: Any, c: Any) -> bool:
         return s.no_such_field > 0
