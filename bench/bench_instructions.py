@@ -9,8 +9,12 @@ times slower under callgrind).
 
 Loops: the MLP of ``bench_overhead`` (hand-written; the Trainer with its default callbacks, and without
 the progress bar) and a near-empty step (Linear 2 -> 1 on ready batches), where what the Trainer adds
-shows. Caveat: the progress bar redraws by wall time, so under callgrind it redraws far more often than
-in a real run. Clock reads (the trace) are system calls on some virtual machines: callgrind does not
+shows, also with ten no-op ``on_step_end`` callbacks (the cost of each). The Trainer zeroes gradients
+through a list of the parameters made once per run; the hand-written loops call ``model.zero_grad``,
+which walks the modules at each step, so the near-empty step is also written by hand the Trainer's way
+(``tiny hand, parameter list``): against it, what the Trainer adds is its own bookkeeping alone.
+Caveat: the progress bar redraws by wall time, so under callgrind it redraws far more often than in a
+real run. Clock reads (the trace) are system calls on some virtual machines: callgrind does not
 count what the kernel does.
 
     python bench/bench_instructions.py [--steps 50] [--extra 200] [--quick]
@@ -58,7 +62,11 @@ loops = {{
     "lifecycle": lambda n: B.with_lifecycle(n, data),
     "lifecycle, no progress bar": lambda n: B.with_lifecycle(n, data),
     "tiny hand": lambda n: (mark(), B.tiny_hand(batches[:n]), mark()),
+    "tiny hand, parameter list": lambda n: (mark(), B.tiny_hand(batches[:n], listed=True), mark()),
     "tiny lifecycle, no progress bar": lambda n: B.tiny_lifecycle(batches[:n], progress=False),
+    "tiny lifecycle + 10 no-op callbacks": lambda n: B.tiny_lifecycle(
+        batches[:n], progress=False, callbacks=[B.NoOp() for _ in range(10)]
+    ),
 }}
 sys.stdout = sys.stderr = open(os.devnull, "w")
 for name, loop in loops.items():
@@ -114,7 +122,14 @@ def main() -> None:
     opts = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed (apt-get install valgrind)")
-    quick = ["hand", "lifecycle, no progress bar", "tiny hand", "tiny lifecycle, no progress bar"]
+    quick = [
+        "hand",
+        "lifecycle, no progress bar",
+        "tiny hand",
+        "tiny hand, parameter list",
+        "tiny lifecycle, no progress bar",
+        "tiny lifecycle + 10 no-op callbacks",
+    ]
     r = measure(opts.steps, opts.extra, quick if opts.quick else None)
     print("instructions per training step (callgrind):")
     for name, value in r.items():
@@ -124,6 +139,10 @@ def main() -> None:
     print(f"  ratio, no progress bar            {r['lifecycle, no progress bar'] / r['hand']:12.3f} x")
     added = r["tiny lifecycle, no progress bar"] - r["tiny hand"]
     print(f"  added to a near-empty step        {added:12,.0f}   (no progress bar)")
+    added = r["tiny lifecycle, no progress bar"] - r["tiny hand, parameter list"]
+    print(f"  ... to one zeroed the same way    {added:12,.0f}   (a list of the parameters, made once)")
+    each = (r["tiny lifecycle + 10 no-op callbacks"] - r["tiny lifecycle, no progress bar"]) / 10
+    print(f"  each no-op callback               {each:12,.0f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(r, indent=1))
 

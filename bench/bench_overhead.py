@@ -113,9 +113,12 @@ class FromList(Trainer):
         return self.train_dataset
 
 
-def tiny_hand(batches: list[dict[str, torch.Tensor]]) -> float:
+def tiny_hand(batches: list[dict[str, torch.Tensor]], listed: bool = False) -> float:
+    """The near-empty step by hand; ``listed``: gradients zeroed through a list of the parameters made
+    once, as the Trainer does, instead of ``model.zero_grad``'s walk of the modules."""
     model = Tiny()
     optimizer, scheduler = sgd(model)
+    parameters = list(model.parameters())
     losses = []
     start = time.perf_counter()
     for batch in batches:
@@ -123,12 +126,18 @@ def tiny_hand(batches: list[dict[str, torch.Tensor]]) -> float:
         loss.backward()
         optimizer.step()
         scheduler.step()
-        model.zero_grad(set_to_none=True)
+        if listed:
+            for parameter in parameters:
+                parameter.grad = None
+        else:
+            model.zero_grad(set_to_none=True)
         losses.append(loss.detach())  # as the Trainer keeps them, for its logs
     return (time.perf_counter() - start) / len(batches)
 
 
-def tiny_lifecycle(batches: list[dict[str, torch.Tensor]], progress: bool) -> float:
+def tiny_lifecycle(
+    batches: list[dict[str, torch.Tensor]], progress: bool, callbacks: list[Any] | None = None
+) -> float:
     model = Tiny()
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
@@ -141,7 +150,8 @@ def tiny_lifecycle(batches: list[dict[str, torch.Tensor]], progress: bool) -> fl
             use_cpu=True,
         )
         clock = Stopwatch("cpu")
-        trainer = FromList(model, args, train_dataset=batches, optimizers=sgd(model), callbacks=[clock])
+        callbacks = [clock, *(callbacks or [])]
+        trainer = FromList(model, args, train_dataset=batches, optimizers=sgd(model), callbacks=callbacks)
         trainer.train()
         return clock.elapsed / len(batches)
 

@@ -30,7 +30,7 @@ class LossTally:
     ):
         self.device = device
         self.nan_inf_filter = nan_inf_filter
-        self.census = census
+        self.census = census if census is not None else Census(device)
         self.marks = marks if marks is not None else []
         """The census index of each step's first loss (:meth:`begin_step` appends; whoever reads the
         census clears it)."""
@@ -42,7 +42,7 @@ class LossTally:
 
     def begin_step(self) -> None:
         """An optimizer step begins: the next loss added is its first (one append per step)."""
-        self.marks.append((self.census.seen if self.census is not None else 0) + len(self.pending))
+        self.marks.append(self.census.seen + len(self.pending))
 
     def add(self, loss: torch.Tensor) -> None:
         self.pending.append(loss.detach())
@@ -53,8 +53,7 @@ class LossTally:
         """Sum the pending losses into :attr:`total`, on the device; return the total."""
         if self.pending:
             pending = torch.stack(self.pending)
-            if self.census is not None:
-                self.census.count(pending)
+            self.census.count(pending)
             if self.nan_inf_filter:
                 finite = torch.isfinite(pending)
                 mean = torch.where(finite, pending, 0.0).sum() / finite.sum()  # nan if none is finite
