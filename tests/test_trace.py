@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -128,6 +129,40 @@ def test_times_are_recorded_for_callbacks_and_entry_actions(run: Run) -> None:
     assert trace["transitions"]["epoch_end"]["time_ns"] > sum(
         r["time_ns"] for r in trace["callbacks"] if r["transition"] == "epoch_end"
     )  # close_epoch, the effect
+
+
+class Busy(TrainerCallback):
+    """Spends ``seconds`` in each ``on_step_end``, on the clock the trace reads."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end:
+            pass
+
+
+class Idle(TrainerCallback):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        pass
+
+
+def test_sampled_times_go_to_the_callback_that_spent_them(tmp_path: Path) -> None:
+    """Past the first 64 steps one step in 16 is timed; two callbacks side by side on ``step_end`` (one
+    clock read between them) each get their own time, scaled up to all their calls."""
+    steps, busy = 400, 200e-6
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4, save_strategy="no",
+        logging_steps=100, disable_tqdm=True,
+    )  # fmt: skip
+    callbacks = [Idle(), Busy(busy), Idle()]
+    Trainer(Classifier(features=8), args, train_dataset=Examples(64, features=8), callbacks=callbacks).train()
+    rows = {r["callback"]: r for r in load_trace(tmp_path)["callbacks"] if r["transition"] == "step_end"}
+    assert {rows[name]["count"] for name in ("Idle.on_step_end", "Busy.on_step_end")} == {steps}
+    spent = rows["Busy.on_step_end"]["time_ns"] / 1e9
+    assert steps * busy <= spent < 2 * steps * busy
+    assert rows["Idle.on_step_end"]["time_ns"] / 1e9 < spent / 10
 
 
 def test_trace_embeds_the_graph_of_the_run(run: Run) -> None:

@@ -13,8 +13,10 @@ order of how many transitions enter them (the busiest first); inside a block the
 exits in the order their guards are tried. Bookkeeping is plain arithmetic: ``E[i] += 1`` counts the
 ``i``-th declared transition (:class:`~lifecycle.dispatch.counts.Counts`); with a tracer, the count of
 the transition just taken decides whether the calls it leads to are timed (its first EXACT, then one in
-EVERY: ``timed = ...``), and a timed call's time goes to its slot ``T[k]``; how many calls each slot had
-is read from the transition counts when the trace is written (:meth:`lifecycle.trace.Tracer.follow`).
+EVERY: ``timed = ...``; the only way on from a state entered by one transition keeps that decision), and
+a timed call's time goes to its slot ``T[k]``, one clock read between two calls timed side by side; how
+many calls each slot had is read from the transition counts when the trace is written
+(:meth:`lifecycle.trace.Tracer.follow`).
 Should a call raise, the line it was on tells which call it was (:mod:`lifecycle.dispatch.errors`).
 ``lifecycle graph --format python`` prints the source.
 """
@@ -51,7 +53,7 @@ EMPTY: types.MappingProxyType[str, Any] = types.MappingProxyType({})
 #: names the generated code defines or uses itself
 _RESERVED = frozenset(
     "run runner E B T clock fail adopt Event EMPTY LifecycleError state control args kwargs payload at "
-    "t0 timed r n edge exc error".split()
+    "t0 t1 timed r n edge exc error".split()
 )
 _counter = itertools.count(1)
 
@@ -168,8 +170,15 @@ class _Writer:
             return None
         k = self.slot(transition, edge, label, kind)
         self.feeds[k] = feeds
-        self.put(indent, "if timed:")
-        self.put(indent + 1, "t0 = clock()")
+        pad = "    " * indent
+        after_timed = self.lines[-2:-1] == [f"{pad}if timed:"]
+        closing = self.lines[-1].removeprefix(f"{pad}    ") if after_timed else ""
+        if closing.startswith("T[") and closing.endswith("] += clock() - t0"):  # the call just timed
+            self.lines[-1:] = [f"{pad}    t1 = clock()", f"{pad}    {closing.replace('clock()', 't1')}"]
+            self.put(indent + 1, "t0 = t1")  # one clock read ends that call's time and starts this one's
+        else:
+            self.put(indent, "if timed:")
+            self.put(indent + 1, "t0 = clock()")
         return k
 
     def leads_to_calls(self, t: Transition) -> bool:
@@ -224,14 +233,17 @@ class _Writer:
         return text + (f" [{guard}]" if guard else "") + (f" / {t.effect}" if t.effect else "")
 
     # -- a transition ----------------------------------------------------------------------------
-    def take(self, indent: int, t: Transition) -> None:
-        """Count ``t``, clear its flags, run its effect and handlers."""
+    def take(self, indent: int, t: Transition, sampled: bool = False) -> bool:
+        """Count ``t``, clear its flags, run its effect and handlers. ``sampled``: ``timed`` holds
+        already for a transition taken as often as ``t`` (the one that led here, when ``t`` is the only
+        way on). Returns whether ``timed`` holds for ``t``."""
         plan = self.plan_of[id(t)]
         self.put(indent, f"# {_line(self.describe(t))}")
         self.put(indent, f"E[{plan.index}] += 1")
-        if self.slot is not None and self.leads_to_calls(t):
+        if self.slot is not None and self.leads_to_calls(t) and not sampled:
             e = f"E[{plan.index}]"
             self.put(indent, f"timed = {e} <= {EXACT} or not {e} & {EVERY - 1}")
+            sampled = True
         if plan.resets:
             self.put(indent, " = ".join(f"control.{f}" for f in plan.resets) + " = False")
         if t.effect is not None:
@@ -244,6 +256,7 @@ class _Writer:
             self.timed(indent, k)
         for handler in plan.handlers:
             self.call(indent, plan, handler)
+        return sampled
 
     def call(self, indent: int, plan: EdgePlan, h: Handler) -> None:
         key = (h.callback, h.attr)
@@ -288,8 +301,9 @@ class _Writer:
         return False
 
     # -- a state ---------------------------------------------------------------------------------
-    def go(self, indent: int, dest: str, in_loop: bool) -> None:
-        """Move on to ``dest``: rest there, hop to its block, or write it out here."""
+    def go(self, indent: int, dest: str, in_loop: bool, sampled: bool = False) -> None:
+        """Move on to ``dest``: rest there, hop to its block, or write it out here (``sampled``: whether
+        ``timed`` holds for the transition that led to it)."""
         state = self.lc.state(dest)
         if state.rest:
             self.put(indent, f"state.position.lifecycle_state = {_q(dest)}")
@@ -299,10 +313,12 @@ class _Writer:
             if in_loop:
                 self.put(indent, "continue")
         else:
-            self.enter(indent, dest)
+            self.enter(indent, dest, sampled)
 
-    def enter(self, indent: int, name: str) -> None:
-        """Enter state ``name``: its entry action, then its exits in the order their guards are tried."""
+    def enter(self, indent: int, name: str, sampled: bool = False) -> None:
+        """Enter state ``name``: its entry action, then its exits in the order their guards are tried.
+        ``sampled``: written where the one transition into it is taken, with ``timed`` decided; a single
+        unguarded exit is then taken exactly as often and keeps that decision."""
         state = self.lc.state(name)
         self.put(indent, _line(f"# -- state {name}" + (f": {state.action}()" if state.action else "")))
         self.put(indent, f"state.position.lifecycle_state = {_q(name)}")
@@ -321,6 +337,7 @@ class _Writer:
         elif wants:
             self.put(indent, "payload = EMPTY")
         exits = self.lc.outgoing(name)
+        only_way_on = len(exits) == 1 and exits[0].guard is None
         for t in exits:
             guard = self.guard(t)
             if guard:
@@ -330,13 +347,13 @@ class _Writer:
                     f"if {guard}:" + (f"  # {_line(describe_guard(t.guard))}" if inlined else ""),
                     Site("guard", describe_guard(t.guard), self.plan_of[id(t)].label),
                 )
-                self.take(indent + 1, t)
+                sampled_here = self.take(indent + 1, t)
                 assert t.dest is not None
-                self.go(indent + 1, t.dest, in_loop=True)
+                self.go(indent + 1, t.dest, in_loop=True, sampled=sampled_here)
             else:
-                self.take(indent, t)
+                sampled = self.take(indent, t, sampled and only_way_on)
                 assert t.dest is not None
-                self.go(indent, t.dest, in_loop=True)
+                self.go(indent, t.dest, in_loop=True, sampled=sampled)
                 return
         tried = ", ".join(self.plan_of[id(t)].label for t in exits)
         self.put(
@@ -370,9 +387,9 @@ class _Writer:
         for i, t in enumerate(fired):
             index = self.plan_of[id(t)].index
             self.put(2, f"{'if' if i == 0 else 'elif'} edge == {index}:")
-            self.take(3, t)
+            sampled = self.take(3, t)
             assert t.dest is not None
-            self.go(3, t.dest, in_loop=False)
+            self.go(3, t.dest, in_loop=False, sampled=sampled)
         self.put(2, "else:")
         self.put(3, 'raise LifecycleError(f"no transition {edge} leaves a rest state")')
         if self.heads:
