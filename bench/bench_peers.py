@@ -202,8 +202,13 @@ def report(
         lines.append(f"| {RUNNERS[name][1]} | {statistics.median(times) * 1e6:,.1f} | {ratio} | {added} |")
     if "lifecycle" in loops and "lifecycle-noop10" in loops:
         pairs = zip(per_step["lifecycle-noop10"], per_step["lifecycle"], strict=True)
-        each = statistics.median((t - d) / 10 * 1e6 for t, d in pairs)
-        lines += ["", f"Each added no-op `on_step_end` callback, in the training step: {each:+.2f} µs."]
+        each = sorted((t - d) / 10 * 1e6 for t, d in pairs)
+        lines += [
+            "",
+            "Each added no-op `on_step_end` callback, in the training step: "
+            f"{statistics.median(each):+.2f} µs (rounds from {each[0]:+.2f} to {each[-1]:+.2f} µs: where "
+            "this spans zero, the machine's noise is larger than the callbacks).",
+        ]
     if dispatch is not None:
         lines.append(
             f"In the dispatcher alone: one compiled transition {dispatch['transition_us']:.2f} µs, "
