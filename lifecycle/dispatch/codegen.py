@@ -16,9 +16,8 @@ the transition just taken decides whether the calls it leads to are timed (its f
 EVERY: ``timed = ...``; the only way on from a state entered by one transition keeps that decision), and
 a timed call's time goes to its slot ``T[k]``, one clock read between two calls timed side by side; how
 many calls each slot had is read from the transition counts when the trace is written
-(:meth:`lifecycle.trace.Tracer.follow`).
-Should a call raise, the line it was on tells which call it was (:mod:`lifecycle.dispatch.errors`).
-``lifecycle graph --format python`` prints the source.
+(:meth:`lifecycle.trace.Tracer.follow`). Should a call raise, the line it was on tells which call it was
+(:mod:`lifecycle.dispatch.errors`). ``lifecycle graph --format python`` prints the source.
 """
 
 from __future__ import annotations
@@ -124,6 +123,8 @@ class _Writer:
         self.lines: list[str] = []
         self.sites: dict[int, Site] = {}
         self.feeds: dict[int, tuple[int, ...]] = {}
+        #: (line count, indent, slot) right after a timed call's time was written
+        self.just_timed: tuple[int, int, int] | None = None
         self.actions: dict[str, tuple[str, str]] = {}
         self.action_names: dict[str, str] = {}
         self.effects: dict[str, tuple[str, str]] = {}
@@ -170,11 +171,10 @@ class _Writer:
             return None
         k = self.slot(transition, edge, label, kind)
         self.feeds[k] = feeds
-        pad = "    " * indent
-        after_timed = self.lines[-2:-1] == [f"{pad}if timed:"]
-        closing = self.lines[-1].removeprefix(f"{pad}    ") if after_timed else ""
-        if closing.startswith("T[") and closing.endswith("] += clock() - t0"):  # the call just timed
-            self.lines[-1:] = [f"{pad}    t1 = clock()", f"{pad}    {closing.replace('clock()', 't1')}"]
+        before = self.just_timed
+        if before is not None and before[:2] == (len(self.lines), indent):  # the line before closed a call
+            self.lines[-1] = "    " * (indent + 1) + "t1 = clock()"
+            self.put(indent + 1, f"T[{before[2]}] += t1 - t0")
             self.put(indent + 1, "t0 = t1")  # one clock read ends that call's time and starts this one's
         else:
             self.put(indent, "if timed:")
@@ -195,6 +195,7 @@ class _Writer:
         if k is not None:
             self.put(indent, "if timed:")
             self.put(indent + 1, f"T[{k}] += clock() - t0")
+            self.just_timed = (len(self.lines), indent, k)
 
     def guard(self, t: Transition) -> str:
         """The guard of ``t`` as an expression (empty: always taken): a flag read, the guard's own
