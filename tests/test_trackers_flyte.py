@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +15,15 @@ import pytest
 from lifecycle.args import ArgumentError
 from tests.support.trackers import make_trainer
 
-flytekit = pytest.importorskip("flytekit")
+# flytekit makes its sandbox folders in the temp folder as it is imported and never removes them: they
+# go into one folder of this module's instead, removed when the tests end
+_SANDBOXES = tempfile.mkdtemp(prefix="lifecycle-flyte-")
+atexit.register(shutil.rmtree, _SANDBOXES, ignore_errors=True)
+_tempdir, tempfile.tempdir = tempfile.tempdir, _SANDBOXES
+try:
+    flytekit = pytest.importorskip("flytekit")
+finally:
+    tempfile.tempdir = _tempdir
 pandas = pytest.importorskip("pandas")
 pytest.importorskip("flytekitplugins.deck")
 pytest.importorskip("lxml")  # pandas.read_html
@@ -63,7 +73,7 @@ def test_the_task_deck_holds_the_log_history_and_the_configuration(tmp_path: Pat
     # each checkpoint copied into the task's Flyte checkpoint, the last one over the first
     (copied,) = [
         p
-        for p in Path(tempfile.gettempdir()).glob("flyte*/user_space*/__cp/trainer_state.json")
+        for p in Path(_SANDBOXES).glob("flyte*/user_space*/__cp/trainer_state.json")
         if p.stat().st_mtime >= began
     ]
     assert json.loads(copied.read_text())["global_step"] == 10
