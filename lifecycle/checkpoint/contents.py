@@ -32,7 +32,7 @@ import attrs
 import cattrs
 
 from lifecycle.checkpoint import legacy, tree
-from lifecycle.checkpoint.folder import STATE_FILE, WEIGHTS_FILE, CheckpointError
+from lifecycle.checkpoint.folder import STATE_FILE, WEIGHTS_FILE, CheckpointError, first_line
 from lifecycle.rng import RngState, capture_rng
 from lifecycle.state import TrainerState
 
@@ -45,6 +45,7 @@ __all__ = [
     "load_weights",
     "parts",
     "rank_file",
+    "ranks_written",
     "read_resume",
     "read_state",
     "save_loader_states",
@@ -162,6 +163,11 @@ def rank_file(name: str, rank: int = 0) -> str:
     return f"{stem}-rank{rank}{dot}{suffix}"
 
 
+def ranks_written(folder: Path) -> int:
+    """How many ranks wrote the checkpoint in ``folder`` (rank 0's resume file and one per other rank)."""
+    return 1 + sum(1 for _ in folder.glob(rank_file(RESUME_FILE, 1).replace("-rank1", "-rank*")))
+
+
 def write_resume(folder: Path, resume: ResumeState, rank: int = 0) -> None:
     text = json.dumps(_converter.unstructure(resume), sort_keys=True) + "\n"
     (folder / rank_file(RESUME_FILE, rank)).write_text(text)
@@ -235,13 +241,8 @@ def load_state_dicts(folder: Path, parts: Mapping[str, Any]) -> None:
         except Exception as exc:
             raise CheckpointError(
                 f"{folder / tree.json_file(name)}: does not fit this {type(obj).__name__} "
-                f"({type(exc).__name__}: {_first_line(exc)})"
+                f"({type(exc).__name__}: {first_line(exc)})"
             ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_weights(folder: Path, model: Any, device: str) -> None:
@@ -254,10 +255,15 @@ def load_weights(folder: Path, model: Any, device: str) -> None:
         raise CheckpointError(f"{folder / WEIGHTS_FILE}: {exc}") from None
 
 
-def save_weights(folder: Path, model: Any) -> None:
-    from safetensors.torch import save_model
+def save_weights(folder: Path, model: Any, weights: Mapping[str, Any] | None = None) -> None:
+    """``model.safetensors`` in ``folder``: the model's own tensors, or ``weights`` (a state dict
+    gathered for it, as FSDP's full state)."""
+    from safetensors.torch import save_file, save_model
 
-    save_model(model, str(folder / WEIGHTS_FILE))
+    if weights is None:
+        save_model(model, str(folder / WEIGHTS_FILE))
+    else:
+        save_file(dict(weights), str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
 
 
 def read_state(folder: Path) -> TrainerState:

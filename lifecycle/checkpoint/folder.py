@@ -26,6 +26,8 @@ __all__ = [
     "CheckpointError",
     "check_files",
     "file_entry",
+    "first_line",
+    "has_shards",
     "list_checkpoints",
     "newest_valid_checkpoint",
     "replace_checkpoint",
@@ -47,6 +49,17 @@ _STEP = re.compile(rf"^{PREFIX}(\d+)$")
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is incomplete, damaged or unsafe; the message names the file."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none), for a message of ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def has_shards(path: Path) -> bool:
+    """Whether the checkpoint at ``path`` holds an FSDP model's shards (``SHARDED_STATE_DICT``)."""
+    return (path / SHARDS_DIR).is_dir()
 
 
 def _sha256(path: Path) -> str:
@@ -119,7 +132,7 @@ def seal_checkpoint(
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     for p in (*files.values(), tmp / MANIFEST):
         _fsync(p)
-    if (tmp / SHARDS_DIR).is_dir():
+    if has_shards(tmp):
         _fsync(tmp / SHARDS_DIR)
     _fsync(tmp)
     if final.exists():  # the same step saved again: keep the old one until the new one is in place

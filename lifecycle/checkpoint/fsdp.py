@@ -30,14 +30,13 @@ from torch.distributed.checkpoint.state_dict import (
 
 from lifecycle import distributed
 from lifecycle.checkpoint import tree
-from lifecycle.checkpoint.contents import OPTIMIZER
-from lifecycle.checkpoint.folder import SHARDS_DIR, WEIGHTS_FILE, CheckpointError, file_entry
+from lifecycle.checkpoint.contents import OPTIMIZER, save_weights
+from lifecycle.checkpoint.folder import SHARDS_DIR, WEIGHTS_FILE, CheckpointError, file_entry, first_line
 
 __all__ = [
     "ShardWriting",
     "full_weights",
     "gather_full",
-    "has_shards",
     "load_full",
     "load_shards",
     "save_full",
@@ -46,10 +45,6 @@ __all__ = [
 
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 Manifest = dict[str, dict[str, Any]]
-
-
-def has_shards(path: Path) -> bool:
-    return (path / SHARDS_DIR).is_dir()
 
 
 # -- FULL_STATE_DICT -----------------------------------------------------------------------------
@@ -65,9 +60,7 @@ def gather_full(model: torch.nn.Module, optimizer: Any) -> tuple[dict[str, Any],
 
 def save_full(into: Path, weights: dict[str, Any], optimizer_state: dict[str, Any]) -> None:
     """Rank 0: what :func:`gather_full` gathered, as ``model.safetensors`` and ``optimizer.*``."""
-    from safetensors.torch import save_file
-
-    save_file(weights, str(into / WEIGHTS_FILE), metadata={"format": "pt"})
+    save_weights(into, None, weights)
     tree.save_tree(into, OPTIMIZER, optimizer_state)
 
 
@@ -148,7 +141,7 @@ def load_shards(path: Path, model: torch.nn.Module, optimizer: Any) -> None:
     try:
         dcp.load(state, storage_reader=HuggingFaceStorageReader(str(path / SHARDS_DIR)))
     except Exception as exc:  # DCP wraps each rank's failure in its own exception type
-        raise CheckpointError(f"{path / SHARDS_DIR}: does not fit this model ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path / SHARDS_DIR}: does not fit this model ({first_line(exc)})") from None
     if optimizer_state is None:
         set_model_state_dict(model, weights)
         return
@@ -157,8 +150,3 @@ def load_shards(path: Path, model: torch.nn.Module, optimizer: Any) -> None:
         raise CheckpointError(f"{path / tree.json_file(OPTIMIZER)}: no param_groups list")
     optimizer_state = {"state": state["optimizer"], "param_groups": groups}
     set_state_dict(model, optimizer, model_state_dict=weights, optim_state_dict=optimizer_state)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

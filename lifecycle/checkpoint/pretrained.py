@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lifecycle.checkpoint.contents import save_weights
+
 __all__ = ["CONFIG_FILE", "model_class_name", "save_model_folder", "save_pretrained_config"]
 
 logger = logging.getLogger(__name__)
@@ -54,14 +56,9 @@ def save_model_folder(
     if callable(getattr(model, "save_pretrained", None)):
         model.save_pretrained(str(folder), **({"state_dict": weights} if weights is not None else {}))
     else:
-        from safetensors.torch import save_file, save_model
-
         name = model_class_name(model)
         logger.info("%s is not a transformers model: saving its weights as safetensors", name)
-        if weights is None:
-            save_model(model, str(folder / "model.safetensors"))
-        else:
-            save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_weights(folder, model, weights)
     if callable(getattr(processing_class, "save_pretrained", None)):
         processing_class.save_pretrained(str(folder))
     if args is not None and callable(getattr(args, "to_dict", None)):

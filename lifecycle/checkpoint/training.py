@@ -284,10 +284,10 @@ def _load_model(trainer: Trainer, path: Path, *, with_optimizer: bool) -> None:
     if trainer.args.fsdp:  # shards resharded for this world size (load_training warns of a change)
         from lifecycle.checkpoint import fsdp
 
-        load = fsdp.load_shards if fsdp.has_shards(path) else fsdp.load_full
+        load = fsdp.load_shards if folder.has_shards(path) else fsdp.load_full
         load(path, trainer.model, optimizer)
         return
-    if (path / folder.SHARDS_DIR).is_dir():
+    if folder.has_shards(path):
         raise folder.CheckpointError(
             f"{path}: holds an FSDP model's shards ({folder.SHARDS_DIR}/); resume it with "
             "TrainingArguments(fsdp=True, fsdp_config=...)"

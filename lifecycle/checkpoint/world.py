@@ -16,18 +16,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from lifecycle.checkpoint.contents import RESUME_FILE, ResumeState, rank_file, read_resume
+from lifecycle.checkpoint.contents import ResumeState, ranks_written, read_resume
 from lifecycle.state import TrainerState
 
-__all__ = ["ranks_written", "resume_on_world_size"]
+__all__ = ["resume_on_world_size"]
 
 logger = logging.getLogger(__name__)
-
-
-def ranks_written(path: Path) -> int:
-    """How many ranks the checkpoint at ``path`` was written by (one resume file each)."""
-    pattern = rank_file(RESUME_FILE, 1).replace("1", "*", 1)
-    return 1 + sum(1 for _ in path.glob(pattern))
 
 
 def resume_on_world_size(

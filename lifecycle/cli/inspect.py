@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lifecycle.checkpoint import STATE_FILE, CheckpointError, check_files
-from lifecycle.checkpoint.contents import DATALOADER, RESUME_FILE, read_resume
+from lifecycle.checkpoint.contents import DATALOADER, RESUME_FILE, ranks_written, read_resume
 from lifecycle.checkpoint.legacy import pickled_files
 from lifecycle.checkpoint.tree import json_file
 from lifecycle.state import StateFileError, TrainerState
@@ -58,7 +58,7 @@ def _resume_lines(folder: Path) -> list[str]:
     rng = ["python", "torch"] + (["numpy"] if resume.rng.numpy is not None else [])
     rng += [f"{len(resume.rng.cuda)} CUDA"] if resume.rng.cuda else []
     grad = "n/a" if resume.loss.grad_norm is None else f"{resume.loss.grad_norm:.6g}"
-    ranks = 1 + sum(1 for _ in folder.glob("resume-rank*.json"))
+    ranks = ranks_written(folder)
     if (folder / json_file(DATALOADER)).is_file() or (folder / f"{DATALOADER}.pt").is_file():
         data = f"restored from the loader's own state ({DATALOADER}.*)"
     elif resume.epoch_rng is not None:
