@@ -210,7 +210,7 @@ class TrainingArguments:
             self._check_best_model_strategies()
         self._settle_optimizer_and_schedule()
         self._settle_model_preparation()
-        self.fsdp, self.fsdp_config, _ = settle_fsdp(self.fsdp, self.fsdp_config)
+        self.fsdp, self.fsdp_config = settle_fsdp(self.fsdp, self.fsdp_config)
         if self.use_cpu:
             self.dataloader_pin_memory = False
 

@@ -201,14 +201,15 @@ def _apply_words(fsdp: Any, config: dict[str, Any]) -> None:
             )
 
 
-def settle_fsdp(fsdp: Any, config: Any) -> tuple[bool, dict[str, Any] | None, FsdpOptions | None]:
-    """``(fsdp, fsdp_config, options)`` as transformers leaves them: ``fsdp`` a bool, ``fsdp_config`` a
-    dict with the strategy words folded in; ``options`` checked (``None`` when FSDP is off)."""
+def settle_fsdp(fsdp: Any, config: Any) -> tuple[bool, dict[str, Any] | None]:
+    """``(fsdp, fsdp_config)`` as transformers leaves them: ``fsdp`` a bool, ``fsdp_config`` a dict with
+    the strategy words folded in, its options checked (:class:`FsdpOptions`)."""
     if fsdp is None or fsdp is False or fsdp == "" or fsdp == []:
-        if config is not None:
-            _load_config(config)  # still checked: a bad file is reported now, not when FSDP is turned on
-            logger.warning("TrainingArguments.fsdp_config is given but fsdp is not set: FSDP stays off")
-        return False, config if config is None or isinstance(config, dict) else _load_config(config), None
+        if config is None:
+            return False, None
+        loaded = _load_config(config)  # still checked: a bad file is reported now, not when FSDP is on
+        logger.warning("TrainingArguments.fsdp_config is given but fsdp is not set: FSDP stays off")
+        return False, config if isinstance(config, dict) else loaded
     settled = _load_config(config)
     if isinstance(fsdp, (str, list, tuple)):
         _apply_words(fsdp, settled)
@@ -216,11 +217,11 @@ def settle_fsdp(fsdp: Any, config: Any) -> tuple[bool, dict[str, Any] | None, Fs
         raise ArgumentError(
             f"TrainingArguments.fsdp: must be True, a strategy name or a list of them, got {fsdp!r}"
         )
-    options = FsdpOptions.from_config(settled)
+    FsdpOptions.from_config(settled)  # a key or value FSDP2 cannot take is refused here
     # the defaults transformers writes into fsdp_config, so that both read back alike
     settled.setdefault("min_num_params", 0)
     if isinstance(settled.get("transformer_layer_cls_to_wrap"), str):
         settled["transformer_layer_cls_to_wrap"] = [settled["transformer_layer_cls_to_wrap"]]
     for key in ("xla", "xla_fsdp_v2", "xla_fsdp_grad_ckpt"):
         settled.setdefault(key, False)
-    return True, settled, options
+    return True, settled
