@@ -28,6 +28,7 @@ __all__ = [
     "Topology",
     "agree_on_stop",
     "barrier",
+    "gather_everywhere",
     "gather_on_main",
     "join_process_group",
     "mean_over_ranks",
@@ -123,9 +124,22 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
     return float(total) / dist.get_world_size()
 
 
+def _alone() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1
+
+
+def gather_everywhere(value: T) -> list[T]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` alone)."""
+    if _alone():
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def gather_on_main(value: T) -> list[T]:
     """Every rank's ``value``, in rank order, on rank 0 (an empty list elsewhere; ``[value]`` alone)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _alone():
         return [value]
     main = dist.get_rank() == 0
     gathered: list[Any] | None = [None] * dist.get_world_size() if main else None

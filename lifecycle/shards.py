@@ -13,9 +13,9 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from lifecycle.distributed import gather_everywhere
 from lifecycle.gather import PADDING_INDEX, concat
 
 __all__ = ["EvalShards", "gather_shards"]
@@ -54,10 +54,9 @@ def gather_shards(
     order, on every rank, and the ranks' ``samples`` summed; arrays that differ in their second
     dimension (sequence lengths) are padded to the widest with ``padding_index``. In one process:
     ``values`` and ``samples`` as they are."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    ranks = gather_everywhere((values, samples))
+    if len(ranks) == 1:
         return values, samples
-    ranks: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(ranks, (values, samples))
     joined = []
     for i in range(len(values)):
         pieces = [rank_values[i] for rank_values, _ in ranks if rank_values[i] is not None]
