@@ -135,6 +135,9 @@ class Tracer:
     def estimate(self, index: int) -> int:
         """Slot ``index``'s time over all its calls, from the calls timed."""
         self.settle()
+        return self._scaled(index)
+
+    def _scaled(self, index: int) -> int:
         timed = self.timed_calls[index]
         return self.times[index] * self.calls[index] // timed if timed else 0
 
@@ -142,7 +145,7 @@ class Tracer:
     def report(self, counts: Counts, graph: LifecycleGraph, failure: str | None = None) -> dict[str, Any]:
         """The trace as plain data (what ``trace.json`` holds); ``failure`` says why a run stopped early."""
         self.settle()
-        slots = [(slot, self.estimate(i)) for i, slot in enumerate(self._slots)]
+        slots = [(slot, self._scaled(i)) for i, slot in enumerate(self._slots)]
         edges: dict[str, dict[str, int]] = {}
         for e in graph.edges:
             count = counts.edge(e.key) if counts.shared(e.name) else counts.get(e.name, 0)

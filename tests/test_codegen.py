@@ -379,15 +379,40 @@ def test_guards_are_inlined_only_where_that_cannot_change_what_they_say() -> Non
         assert inline_guard(guard, bind) is None, guard
 
 
+class FakeClock:
+    """``perf_counter_ns`` that moves one tick per read, and as much as a runner says it spent."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+class SpendingRunner(LoopRunner):
+    """Each ``work`` spends one million ticks of ``clock``."""
+
+    def __init__(self, steps: int, clock: FakeClock):
+        super().__init__(steps)
+        self.clock = clock
+
+    def work(self) -> None:
+        super().work()
+        self.clock.now += 1_000_000
+
+
 @modes
-def test_the_trace_counts_every_call_and_times_a_sample(mode: Any) -> None:
+def test_the_trace_counts_every_call_and_times_a_sample(mode: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from lifecycle.trace import EVERY, EXACT, sampled
 
     assert [sampled(n) for n in range(300)] == [
         sum(1 for i in range(1, n + 1) if i <= EXACT or i % EVERY == 0) for n in range(300)
     ]
+    clock = FakeClock()
+    monkeypatch.setattr("time.perf_counter_ns", clock)  # read by the dispatcher as it is built
     tracer = Tracer()
-    runner = LoopRunner(300)
+    runner = SpendingRunner(300, clock)
     runner.dispatcher = dispatcher = Dispatcher(LOOP, runner, [Watcher()], tracer, mode=mode)
     dispatcher.fire("start")
     entries = (
@@ -402,4 +427,6 @@ def test_the_trace_counts_every_call_and_times_a_sample(mode: Any) -> None:
         counts = dispatcher.counts
         leading = [counts["start"], counts["tick"], counts.edge("log:report->work")]
         assert tracer.timed_calls[work] == sum(sampled(n) for n in leading) < entries
-    assert tracer.estimate(work) >= tracer.times[work] > 0
+    # the calls actually timed are those counted: each spent a million ticks between two reads
+    assert tracer.times[work] // 1_000_000 == tracer.timed_calls[work]
+    assert tracer.estimate(work) // 1_000_000 == entries

@@ -161,7 +161,7 @@ def test_sampled_times_go_to_the_callback_that_spent_them(tmp_path: Path) -> Non
     rows = {r["callback"]: r for r in load_trace(tmp_path)["callbacks"] if r["transition"] == "step_end"}
     assert {rows[name]["count"] for name in ("Idle.on_step_end", "Busy.on_step_end")} == {steps}
     spent = rows["Busy.on_step_end"]["time_ns"] / 1e9
-    assert steps * busy <= spent < 2 * steps * busy
+    assert steps * busy <= spent < 3 * steps * busy  # a loaded machine stretches a busy loop
     assert rows["Idle.on_step_end"]["time_ns"] / 1e9 < spent / 10
 
 

@@ -25,7 +25,7 @@ from lifecycle.dispatch import codegen
 from lifecycle.dispatch.counts import Counts
 from lifecycle.dispatch.errors import CallbackError
 from lifecycle.dispatch.plan import PAYLOAD_KEYS, EdgePlan, plan_edges
-from lifecycle.dispatch.table import Edge, Node, Table
+from lifecycle.dispatch.table import Node, Table
 from lifecycle.machine import Lifecycle, LifecycleError
 
 if TYPE_CHECKING:
@@ -135,15 +135,6 @@ class Dispatcher:
             return self.nodes.get(self.runner.state.position.lifecycle_state, self.nodes[standing.rest])
         return self.nodes[standing.rest]
 
-    @node.setter
-    def node(self, node: Node) -> None:
-        self.standing.rest = node.name
-
-    @property
-    def running(self) -> bool:
-        """Whether the lifecycle runs (between leaving a rest state and resting again)."""
-        return self.standing.running
-
     @property
     def current(self) -> str:
         return self.node.name
@@ -166,10 +157,6 @@ class Dispatcher:
                 break
         else:
             raise LifecycleError(f"no transition {name!r} can be taken from state {origin.name!r}")
-        if not (origin.rest or origin.name == self.lifecycle.initial):
-            raise LifecycleError(
-                f"state {origin.name!r} is no rest state: the lifecycle cannot be fired from it"
-            )
         standing.running = True
         try:
             standing.rest = self._run(edge.index, payload or codegen.EMPTY)
@@ -190,7 +177,3 @@ class Dispatcher:
             if plan.name == name:
                 return [f"callback {h.label}" for h in plan.handlers]
         return []
-
-    def edge(self, index: int) -> Edge:
-        """The ``index``-th declared transition, compiled."""
-        return self.table.edges[index]

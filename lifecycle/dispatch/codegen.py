@@ -22,7 +22,7 @@ many calls each slot had is read from the transition counts when the trace is wr
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
 import keyword
 import linecache
@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from lifecycle.callbacks.base import Event
-from lifecycle.control import TrainerControl
 from lifecycle.dispatch.errors import Site, failure
 from lifecycle.dispatch.inline import inline_guard
-from lifecycle.dispatch.plan import EdgePlan, Handler
+from lifecycle.dispatch.plan import EdgePlan, Handler, adopter
 from lifecycle.machine import Lifecycle, LifecycleError, Transition, describe_guard, guard_arity
 from lifecycle.trace import EVERY, EXACT
 
@@ -54,7 +53,6 @@ _RESERVED = frozenset(
     "run runner E B T clock fail adopt Event EMPTY LifecycleError state control args kwargs payload at "
     "t0 t1 timed r n edge exc error".split()
 )
-_counter = itertools.count(1)
 
 
 def _line(text: str) -> str:
@@ -434,11 +432,9 @@ class _Writer:
         for t in self.lc.transitions:
             if t.internal:
                 self.write_emit(t)
-        rank = {s.name: i for i, s in enumerate(self.lc.states)}  # errors name the first state declared
-        actions = dict(sorted(self.actions.items(), key=lambda item: rank[item[1][0]]))
         return Program(
             "\n".join(self.lines) + "\n",
-            actions,
+            self.actions,
             self.effects,
             self.guards,
             self.handlers,
@@ -460,33 +456,15 @@ def generate(
     return _Writer(lifecycle, plans, callback_names, slot).program()
 
 
-def _adopt(control: TrainerControl) -> Callable[[Any], None]:
-    def adopt(result: Any) -> None:
-        if not isinstance(result, TrainerControl):
-            raise TypeError(f"returned {type(result).__name__}; return a TrainerControl or None")
-        control.update(result)
-
-    return adopt
-
-
 def load(
     program: Program, runner: Any, callbacks: Sequence[object], counts: Counts, tracer: Tracer | None
 ) -> dict[str, Callable[..., Any]]:
     """Compile ``program`` and bind it to ``runner`` and ``callbacks``; its functions by name."""
-    missing = []
-    namespace: dict[str, Any] = {}
-    for name, (state, action) in program.actions.items():
-        method = getattr(runner, action, None)
-        if not callable(method):
-            missing.append(f"state {state!r}: entry action {action!r}")
-        namespace[name] = method
-    for name, (transition, effect) in program.effects.items():
-        method = getattr(runner, effect, None)
-        if not callable(method):
-            missing.append(f"{transition}: effect {effect!r}")
-        namespace[name] = method
-    if missing:
-        raise LifecycleError(f"{missing[0]} is not a method of {type(runner).__name__}")
+    # the dispatcher's table has checked that the runner has each action and effect
+    namespace: dict[str, Any] = {
+        name: getattr(runner, action) for name, (_, action) in program.actions.items()
+    }
+    namespace.update({name: getattr(runner, effect) for name, (_, effect) in program.effects.items()})
     namespace.update(program.guards)
     namespace.update({name: getattr(callbacks[i], attr) for name, (i, attr) in program.handlers.items()})
     sites = program.sites
@@ -502,12 +480,14 @@ def load(
         T=tracer.times if tracer is not None else None,
         clock=time.perf_counter_ns,
         fail=fail,
-        adopt=_adopt(runner.control),
+        adopt=adopter(runner.control),
         Event=Event,
         EMPTY=EMPTY,
         LifecycleError=LifecycleError,
     )
-    filename = f"<lifecycle generated #{next(_counter)}>"
+    # named by its content: a program compiled again (each Trainer, each change of callbacks) shares its
+    # one linecache entry instead of adding another for the life of the process
+    filename = f"<lifecycle generated #{hashlib.sha1(program.source.encode()).hexdigest()[:12]}>"
     linecache.cache[filename] = (len(program.source), None, program.source.splitlines(True), filename)
     exec(compile(program.source, filename, "exec"), namespace)
     if tracer is not None:

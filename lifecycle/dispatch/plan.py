@@ -12,16 +12,17 @@ from __future__ import annotations
 import dis
 import inspect
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
 from lifecycle.callbacks.base import Subscription
 from lifecycle.callbacks.binding import Binding, bindings
-from lifecycle.control import RESETS
+from lifecycle.control import RESETS, TrainerControl
 from lifecycle.machine import Lifecycle, Transition, describe_guard
 
-__all__ = ["PAYLOAD_KEYS", "EdgePlan", "Handler", "edge_label", "plan_edges"]
+__all__ = ["PAYLOAD_KEYS", "EdgePlan", "Handler", "adopter", "edge_label", "plan_edges"]
 
 #: transitions whose Hugging Face style callbacks receive a keyword payload, and its name
 PAYLOAD_KEYS = {"log": "logs", "evaluate": "metrics", "predict": "metrics"}
@@ -136,3 +137,15 @@ def takes_payload(callback: object, attr: str, payload_key: str) -> bool:
     fn = getattr(klass, attr, None)
     code = getattr(fn, "__code__", None)
     return code is not None and payload_key in code.co_varnames[: code.co_argcount]
+
+
+def adopter(control: TrainerControl) -> Callable[[Any], None]:
+    """What a transformers-style handler's result (other than None or ``control`` itself) does: a
+    ``TrainerControl``'s flags are taken into ``control``; anything else is an error."""
+
+    def adopt(result: Any) -> None:
+        if not isinstance(result, TrainerControl):
+            raise TypeError(f"returned {type(result).__name__}; return a TrainerControl or None")
+        control.update(result)
+
+    return adopt

@@ -15,7 +15,7 @@ from lifecycle.callbacks.base import Event
 from lifecycle.control import TrainerControl
 from lifecycle.dispatch.codegen import EMPTY
 from lifecycle.dispatch.errors import Site, failure
-from lifecycle.dispatch.plan import EdgePlan, Handler
+from lifecycle.dispatch.plan import EdgePlan, Handler, adopter
 from lifecycle.machine import Guard, Lifecycle, LifecycleError, describe_guard, guard_arity
 
 if TYPE_CHECKING:
@@ -235,6 +235,7 @@ def _hf_handler(
     method: Callable[..., Any], runner: Any, payload_key: str | None
 ) -> Callable[[Payload], None]:
     control = runner.control
+    adopt = adopter(control)
 
     def call(payload: Payload) -> None:
         kwargs = runner.callback_kwargs
@@ -242,9 +243,7 @@ def _hf_handler(
             kwargs = {**kwargs, payload_key: payload.get(payload_key)}
         result = method(runner.args, runner.state, control, **kwargs)
         if result is not None and result is not control:
-            if not isinstance(result, TrainerControl):
-                raise TypeError(f"returned {type(result).__name__}; return a TrainerControl or None")
-            control.update(result)
+            adopt(result)
 
     return call
 
