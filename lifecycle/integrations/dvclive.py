@@ -54,7 +54,8 @@ class DVCLiveTracker(GeneralTracker):
         return self.live
 
     def run_identity(self) -> dict[str, Any] | None:
-        """The folder, by its name (the run folder may move): the next training continues it."""
+        """The folder's name, for ``lifecycle inspect``: a resumed training continues in the folder this
+        tracker is given (the name is not used to find it), with DVCLive's ``resume``."""
         return {"dir": os.path.basename(self.dir)} if self.live is not None else None
 
     def continue_run(self, identity: Mapping[str, Any]) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from lifecycle.integrations.base import GeneralTracker
-from lifecycle.integrations.values import rewrite_names
+from lifecycle.integrations.held import HeldPoints
 
 __all__ = ["MLflowTracker"]
 
@@ -46,7 +45,8 @@ class MLflowTracker(GeneralTracker):
         self._continue: str | None = None
         self._rewind: tuple[int, Sequence[Mapping[str, Any]] | None] | None = None
         #: (metric, step) points the run already holds from after the checkpoint: not logged again
-        self._logged: Counter[tuple[str, int]] = Counter()
+        self._held: HeldPoints | None = None
+        """A continued run's points from past its checkpoint, skipped when logged again."""
 
     @classmethod
     def configured(cls) -> bool:
@@ -85,7 +85,7 @@ class MLflowTracker(GeneralTracker):
         if existing:
             self.run = self.client.get_run(existing)
             if rewind is not None and rewind[0] > 0:
-                self._logged = self._logged_after(*rewind)
+                self._held = HeldPoints(self._points(), *rewind)
             return
         found = self.client.get_experiment_by_name(self.experiment)
         experiment_id = (
@@ -93,24 +93,10 @@ class MLflowTracker(GeneralTracker):
         )
         self.run = self.client.create_run(experiment_id, run_name=self.run_name)
 
-    def _logged_after(
-        self, step: int, history: Sequence[Mapping[str, Any]] | None
-    ) -> Counter[tuple[str, int]]:
-        """The run's points past the checkpoint at ``step``: all those at later steps, and at ``step``
-        those beyond the ones ``history`` (the checkpoint's ``log_history``) holds."""
-        held: Counter[tuple[str, int]] = Counter()
+    def _points(self) -> Iterator[tuple[str, int]]:
+        """Every ``(metric, step)`` point the run holds, one per logged value."""
         for key in self.run.data.metrics:
-            held.update(
-                (key, m.step) for m in self.client.get_metric_history(self.run_id, key) if m.step >= step
-            )
-        if history is None:
-            return Counter({point: n for point, n in held.items() if point[1] > step})
-        before: Counter[tuple[str, int]] = Counter()
-        for entry in history:
-            if entry.get("step") == step:
-                numbers = {k: v for k, v in entry.items() if k != "step" and isinstance(v, (int, float))}
-                before.update((key, step) for key in rewrite_names(numbers))
-        return held - before
+            yield from ((key, m.step) for m in self.client.get_metric_history(self.run_id, key))
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -126,21 +112,14 @@ class MLflowTracker(GeneralTracker):
         self.start()
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, step or 0) for k, v in values.items() if not isinstance(v, str)]
-        if self._logged:
-            metrics = [m for m in metrics if not self._held(m.key, m.step)]
+        held = self._held
+        if held:
+            metrics = [m for m in metrics if not held.take(m.key, m.step)]
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
         for key, text in values.items():
             if isinstance(text, str):
                 self.client.log_text(self.run_id, text, f"text/{key}/step_{step or 0}.txt")
-
-    def _held(self, key: str, step: int) -> bool:
-        """Whether the run holds this point from before the resume (it is then counted off)."""
-        if self._logged[key, step] <= 0:
-            return False
-        self._logged[key, step] -= 1
-        self._logged += Counter()  # drops the points counted off: empty once all came again
-        return True
 
     def finish(self) -> None:
         if self.run is not None:
