@@ -4,7 +4,6 @@ checkout on ``PYTHONPATH``: ``distributed_run.py OUT accumulate|evaluate`` or
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -13,16 +12,10 @@ from typing import Any
 
 import torch
 
-from lifecycle import Trainer, TrainerCallback, TrainingArguments
+from lifecycle import Trainer, TrainerCallback
 from tests.support.seen import Indexed, Noting
 from tests.support.sequences import Sequences, Tagger, pad_batch, token_metrics
-
-
-def arguments(out: Path, **changes: Any) -> TrainingArguments:
-    """On the CPU (gloo) even where there is a GPU: batches of 4 per rank, learning rate 0.1, nothing
-    reported, and ``changes``."""
-    settings = {"per_device_train_batch_size": 4, "learning_rate": 0.1, "report_to": "none", **changes}
-    return TrainingArguments(output_dir=str(out / "run"), disable_tqdm=True, use_cpu=True, **settings)
+from tests.support.workers import arguments, leave_process_group, trained
 
 
 class AskOnRankOne(TrainerCallback):
@@ -62,9 +55,7 @@ def train_with_dropout(out: Path, resume_from: str | None) -> None:
     args = arguments(out, max_steps=8, logging_steps=3, save_strategy="steps", save_steps=2)
     trainer = Trainer(model, args, train_dataset=Indexed(40), callbacks=[SeedPerRank()])
     trainer.train(resume_from_checkpoint=resume_from)
-    # the train summary (train_loss, train_runtime, ...) covers one process's run: left out
-    history = [{k: v for k, v in e.items() if not k.startswith("train_")} for e in trainer.state.log_history]
-    result = {"params": [p.detach().tolist() for p in model.parameters()], "log_history": history}
+    result = trained(model.parameters(), trainer.state.log_history)
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
 
@@ -146,6 +137,4 @@ if __name__ == "__main__":
         evaluate(Path(sys.argv[1]))
     else:  # "dropout" [checkpoint to resume from]
         train_with_dropout(Path(sys.argv[1]), sys.argv[3] if len(sys.argv) > 3 else None)
-    gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()

@@ -7,7 +7,6 @@ with SIGKILL at step 5, so the restarted workers must resume from checkpoint-4 b
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
@@ -17,8 +16,9 @@ from typing import Any
 
 import torch
 
-from lifecycle import Trainer, TrainerCallback, TrainingArguments
+from lifecycle import Trainer, TrainerCallback
 from tests.support.helpers import Classifier, Examples
+from tests.support.workers import arguments, leave_process_group, trained
 
 
 class DieAtStepFive(TrainerCallback):
@@ -30,29 +30,17 @@ class DieAtStepFive(TrainerCallback):
 
 def main(out: Path, die: bool) -> None:
     rank = int(os.environ["RANK"])
-    args = TrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=8,
-        save_steps=2,
-        logging_steps=1,
-        per_device_train_batch_size=4,
-        learning_rate=0.1,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-    )
+    args = arguments(out, max_steps=8, save_steps=2, logging_steps=1)
     trainer = Trainer(
         Classifier(), args, train_dataset=Examples(40), callbacks=[DieAtStepFive()] if die else []
     )
     trainer.train()
     assert trainer.run is not None
-    history = [{k: v for k, v in e.items() if not k.startswith("train_")} for e in trainer.state.log_history]
     result = {
         "attempt": int(os.environ["TORCHELASTIC_RESTART_COUNT"]),
         "resumed_from": trainer.run.resume_from.name if trainer.run.resume_from else None,
         "global_step": trainer.state.global_step,
-        "params": [p.detach().tolist() for p in trainer.model.parameters()],
-        "log_history": history,
+        **trained(trainer.model.parameters(), trainer.state.log_history),
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 
@@ -60,6 +48,4 @@ def main(out: Path, die: bool) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     main(Path(sys.argv[1]), sys.argv[2:] == ["die"])
-    gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()

@@ -11,7 +11,6 @@ the full weights at the end and at each save, and as training began (after a res
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -23,6 +22,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from lifecycle import Trainer, TrainerCallback, TrainingArguments
 from tests.support.helpers import Examples
+from tests.support.workers import leave_process_group
 
 
 class Block(torch.nn.Module):
@@ -126,7 +126,4 @@ def main(out: Path, settings: dict[str, Any]) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     main(Path(sys.argv[1]), json.loads(sys.argv[2]))
-    gc.collect()
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    leave_process_group()

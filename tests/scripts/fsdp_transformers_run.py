@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from lifecycle import Trainer, TrainingArguments
 from tests.support.tiny_models import pad_causal_lm, tiny_gpt2, token_rows
+from tests.support.workers import leave_process_group
 
 
 def main(out: Path) -> None:
@@ -34,6 +34,4 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     main(Path(sys.argv[1]))
-    gc.collect()
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()

@@ -3,7 +3,6 @@ launchers from tests/test_nodes.py with the checkout on ``PYTHONPATH``: ``nodes_
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
@@ -11,22 +10,13 @@ from pathlib import Path
 
 import torch
 
-from lifecycle import Trainer, TrainingArguments
+from lifecycle import Trainer
 from tests.support.helpers import Classifier, Examples
+from tests.support.workers import arguments, leave_process_group, trained
 
 
 def main(out: Path) -> None:
-    args = TrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=4,
-        save_steps=2,
-        logging_steps=2,
-        per_device_train_batch_size=4,
-        learning_rate=0.1,
-        report_to="jsonl",
-        disable_tqdm=True,  # logs printed on each node's first process
-        use_cpu=True,
-    )
+    args = arguments(out, max_steps=4, save_steps=2, logging_steps=2, report_to="jsonl")
     trainer = Trainer(Classifier(), args, train_dataset=Examples(40))
     trainer.train()
     state = trainer.state
@@ -35,10 +25,7 @@ def main(out: Path) -> None:
         "local_rank": trainer.topology.local_rank,
         "world_process_zero": state.is_world_process_zero,
         "local_process_zero": state.is_local_process_zero,
-        "params": [p.detach().tolist() for p in trainer.model.parameters()],
-        "log_history": [
-            {k: v for k, v in e.items() if not k.startswith("train_")} for e in state.log_history
-        ],
+        **trained(trainer.model.parameters(), state.log_history),
     }
     (out / f"rank{trainer.topology.rank}.json").write_text(json.dumps(result))
 
@@ -46,6 +33,4 @@ def main(out: Path) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     main(Path(sys.argv[1]))
-    gc.collect()  # the trainer and its DistributedDataParallel go before the process group they use
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    leave_process_group()
