@@ -60,7 +60,6 @@ def test_fsdp_trains_as_ddp_does(sharded_run: tuple[Path, list[dict[str, Any]]],
     ddp, _ = torchrun(tmp_path, {"fsdp_config": None, "save_steps": 100})
     assert zero["sharded"] and not ddp["sharded"]
     assert losses(zero) == losses(one)  # the logged loss is the mean over the ranks
-    assert zero["params"] == one["params"]  # the shards gathered: one model
     # the same model, data and random draws: only the order of float sums differs
     assert losses(zero) == pytest.approx(losses(ddp), rel=1e-5)
     # clipped over the shards as over the whole gradient: the norms are the whole model's
